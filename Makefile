@@ -1,0 +1,42 @@
+# cs231n-vis — two commands on a fresh machine with Python 3:
+#   make course   create .venv, install, execute every notebook, write build/html/
+#   make test     create/update .venv with the test extras, run unit tests + nbval of every notebook
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: course test unit nbval notebooks benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+course: $(VENV)/.installed
+	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(NBVAL) tests notebooks
+
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests
+
+nbval: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(NBVAL) notebooks
+
+# Re-execute the notebooks in place: refreshes their stored outputs (nbval's baseline).
+notebooks: $(VENV)/.installed
+	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html --inplace
+
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/model_speed.py
+
+clean:
+	rm -rf build .pytest_cache
