@@ -1,0 +1,105 @@
+"""Execute the course's notebooks and write them as an HTML site.
+
+    python -m cs231n_vis.course [--notebooks notebooks] [--out build/html] [--inplace]
+
+Each notebook runs top to bottom in a fresh kernel, in order, from the
+notebooks folder. The executed copies go to ``--out`` as HTML, with an
+``index.html`` that links them; the notebooks themselves are left untouched
+unless ``--inplace`` is given (that is how their stored outputs, the nbval
+baseline, are refreshed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+
+def notebook_title(nb: nbformat.NotebookNode, fallback: str) -> str:
+    """The first Markdown heading of the notebook."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return fallback
+
+
+def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom in a fresh kernel, from its own folder."""
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that it is either complete or absent: never half-written."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
+                                     encoding="utf-8") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def index_page(entries: list[tuple[str, str]]) -> str:
+    """An HTML page linking each (file name, title), in order."""
+    items = "\n".join(f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>'
+                      for href, title in entries)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>cs231n-vis: what ConvNets learn</title></head>
+<body>
+  <h1>cs231n-vis: what ConvNets learn</h1>
+  <p>The course's notebooks, executed on the embedded default model. Read them in order.</p>
+  <ol>
+{items}
+  </ol>
+</body>
+</html>
+"""
+
+
+def build(notebooks: Path, out: Path, inplace: bool = False) -> list[tuple[str, str, float]]:
+    """Execute every notebook in ``notebooks`` in order; write HTML pages and the index."""
+    paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {notebooks}.")
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter()
+    done = []
+    for path in paths:
+        start = time.perf_counter()
+        nb = execute(path)
+        seconds = time.perf_counter() - start
+        if inplace:
+            write_atomic(path, nbformat.writes(nb) + "\n")
+        body, _ = exporter.from_notebook_node(nb)
+        write_atomic(out / f"{path.stem}.html", body)
+        done.append((f"{path.stem}.html", notebook_title(nb, path.stem), seconds))
+        print(f"{path.name}: executed in {seconds:.1f} s", flush=True)
+    write_atomic(out / "index.html", index_page([(href, title) for href, title, _ in done]))
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
+    parser.add_argument("--out", type=Path, default=Path("build/html"))
+    parser.add_argument("--inplace", action="store_true", help="also save the executed notebooks over the sources")
+    args = parser.parse_args(argv)
+    done = build(args.notebooks, args.out, inplace=args.inplace)
+    print(f"Wrote {len(done)} notebooks and {args.out / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

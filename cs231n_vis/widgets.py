@@ -1,0 +1,42 @@
+"""ipywidgets explorers for the notebooks."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from .activations import layer_activations
+from .plotting import ACTIVATION_CMAP
+
+
+def activation_explorer(model: nn.Module, image: torch.Tensor, layers: list[str] | None = None) -> widgets.VBox:
+    """Pick a layer and a channel; see that channel's feature map for ``image`` (1, 3, H, W).
+
+    The activations of all ``layers`` (default: ``model.layer_names``) are
+    computed once, up front; moving the controls only redraws.
+    """
+    layers = list(layers or model.layer_names)
+    acts = {name: a[0] for name, a in layer_activations(model, image, layers).items()}
+    layer = widgets.Dropdown(options=layers, value=layers[0], description="layer")
+    channel = widgets.IntSlider(value=0, min=0, max=acts[layers[0]].shape[0] - 1, description="channel")
+    info = widgets.Label()
+    out = widgets.Output()
+
+    def redraw(_=None):
+        channel.max = acts[layer.value].shape[0] - 1
+        fmap = acts[layer.value][channel.value]
+        info.value = (f"{layer.value}: {tuple(acts[layer.value].shape)}, channel {channel.value}: "
+                      f"max {fmap.max().item():.3g}, zero fraction {(fmap == 0).float().mean().item():.2f}")
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(4, 4))
+            ax.imshow(fmap.numpy(), cmap=ACTIVATION_CMAP, vmin=0)
+            ax.axis("off")
+            plt.show()
+
+    layer.observe(redraw, names="value")
+    channel.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([layer, channel]), info, out])
