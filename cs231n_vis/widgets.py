@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
@@ -22,21 +24,23 @@ def activation_explorer(model: nn.Module, image: torch.Tensor, layers: list[str]
     layer = widgets.Dropdown(options=layers, value=layers[0], description="layer")
     channel = widgets.IntSlider(value=0, min=0, max=acts[layers[0]].shape[0] - 1, description="channel")
     info = widgets.Label()
-    out = widgets.Output()
+    picture = widgets.Image(format="png", width=320)
 
     def redraw(_=None):
         channel.max = acts[layer.value].shape[0] - 1
         fmap = acts[layer.value][channel.value]
         info.value = (f"{layer.value}: {tuple(acts[layer.value].shape)}, channel {channel.value}: "
                       f"max {fmap.max().item():.3g}, zero fraction {(fmap == 0).float().mean().item():.2f}")
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4, 4))
-            ax.imshow(fmap.numpy(), cmap=ACTIVATION_CMAP, vmin=0)
-            ax.axis("off")
-            plt.show()
+        # Rendered to PNG bytes for an Image widget: no figure leaks into the cell's output.
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.imshow(fmap.numpy(), cmap=ACTIVATION_CMAP, vmin=0)
+        ax.axis("off")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        plt.close(fig)
+        picture.value = buffer.getvalue()
 
     layer.observe(redraw, names="value")
     channel.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([widgets.HBox([layer, channel]), info, out])
+    return widgets.VBox([widgets.HBox([layer, channel]), info, picture])

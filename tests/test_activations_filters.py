@@ -72,3 +72,4 @@ def test_activation_explorer_is_a_real_widget_and_leaves_the_model_alone():
     assert layer.options == ("1", "3") and channel.max == 3
     layer.value = "3"  # moving the control updates the slider range and the text
     assert channel.max == 2 and label.value.startswith("3: (3, 8, 8)")
+    assert bytes(box.children[2].value).startswith(b"\x89PNG")  # the feature map, drawn
