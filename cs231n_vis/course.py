@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import argparse
 import html
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+
+from .files import write_atomic
+from .notebook import versions
 
 
 def notebook_title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -39,15 +40,8 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    nb.metadata["cs231n_vis"] = {"written_with": versions()}  # what produced the stored outputs
     return nb
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that it is either complete or absent: never half-written."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp",
-                                     encoding="utf-8") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
 
 
 def index_page(entries: list[tuple[str, str]]) -> str:

@@ -1,22 +1,48 @@
 """The one place where hooks are registered, and where model state is guarded.
 
+- ``layer_list(layers)``: one layer name or several → a list of names.
 - ``get_layer(model, name)``: a layer by its dotted name, with "did you mean" errors.
 - ``record(model, layers, gradients=False)``: a context manager that records the
   outputs (and, optionally, the output gradients) of named layers.
 - ``frozen(model)``: a context manager for techniques that need gradients with
   respect to the input only; it puts the model in eval mode, freezes its
   parameters, and restores every flag it touched on exit.
+- ``override_rectifiers(model, rule)``: a context manager that replaces the
+  backward pass of every ``nn.ReLU`` / ``nn.ReLU6`` module by the rule of
+  guided backprop, of the DeconvNet, or by the identity ("linear").
 """
 
 from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
+
+
+def layer_list(layers: str | Iterable[str]) -> list[str]:
+    """``"features.3"`` → ``["features.3"]``; a list (or any iterable) of names → a list.
+
+    Raises a TypeError for anything that is not a name (e.g. a module: pass
+    ``"layer4"``, not ``model.layer4``) and a ValueError for no names at all.
+    """
+    if isinstance(layers, str):
+        return [layers]
+    if isinstance(layers, nn.Module) or not isinstance(layers, Iterable):
+        raise TypeError(f"Layers are given by name, e.g. 'layer4' or ['layer3', 'layer4']; "
+                        f"got {type(layers).__name__}. The names are in dict(model.named_modules()).")
+    names = list(layers)
+    wrong = [type(name).__name__ for name in names if not isinstance(name, str)]
+    if wrong:
+        raise TypeError(f"Layers are given by name (str), e.g. 'layer4'; got {', '.join(wrong)}. "
+                        f"The names are in dict(model.named_modules()).")
+    if not names:
+        raise ValueError("No layer names given; name at least one, e.g. model.layer_names[-1].")
+    return names
 
 
 def get_layer(model: nn.Module, name: str) -> nn.Module:
@@ -32,54 +58,138 @@ def get_layer(model: nn.Module, name: str) -> nn.Module:
                    f"Layers to try: {', '.join(listed)} (all names: dict(model.named_modules())).")
 
 
-@dataclass
-class Recording:
-    """What ``record`` saw: layer name → tensor, filled during forward/backward."""
+# ---------------------------------------------------------------------------
+# Recording activations and gradients
+# ---------------------------------------------------------------------------
 
-    activations: dict[str, torch.Tensor] = field(default_factory=dict)
-    gradients: dict[str, torch.Tensor] = field(default_factory=dict)
+class _LayerDict(dict):
+    """A dict of layer name → tensor whose missing keys raise a KeyError that says why."""
+
+    def __init__(self, why_missing: Callable[[str], str]):
+        super().__init__()
+        self._why_missing = why_missing
+
+    def __missing__(self, name: str):
+        raise KeyError(self._why_missing(name))
+
+
+class Recording:
+    """What ``record`` saw, filled during forward/backward.
+
+    - ``activations[name]``: the layer's output (N, ...), from its last call.
+    - ``gradients[name]``: d(loss)/d(that same output), same shape.
+    - ``calls[name]``: how many times the layer ran in the last forward pass.
+    """
+
+    def __init__(self, layers: list[str], with_gradients: bool):
+        self.layers = layers
+        self.with_gradients = with_gradients
+        self.activations: dict[str, torch.Tensor] = _LayerDict(self._why_no_activation)
+        self.gradients: dict[str, torch.Tensor] = _LayerDict(self._why_no_gradient)
+        self.calls: dict[str, int] = {name: 0 for name in layers}
+
+    def _not_recorded(self, name: str) -> str | None:
+        if name not in self.layers:
+            return (f"Layer {name!r} is not being recorded (recorded layers: {self.layers}); "
+                    f"add it: record(model, [..., {name!r}]).")
+        return None
+
+    def _why_no_activation(self, name: str) -> str:
+        return self._not_recorded(name) or (
+            f"No activation of layer {name!r} yet (recorded so far: {list(self.activations)}): "
+            f"the layer did not run. Run the forward pass inside the `with record(...)` block, "
+            f"and check that the model's forward really calls this layer.")
+
+    def _why_no_gradient(self, name: str) -> str:
+        if name in self.layers and not self.with_gradients:
+            return f"Gradients are not recorded; use record(model, {self.layers}, gradients=True)."
+        if name not in self.activations:  # not recorded, or the layer did not run
+            return self._why_no_activation(name)
+        return (f"No gradient of layer {name!r} yet (recorded so far: {list(self.gradients)}): "
+                f"call backward() (or torch.autograd.grad) on a loss computed from the last "
+                f"forward pass, inside the `with record(...)` block. If you did, the loss does "
+                f"not depend on this layer.")
 
 
 @contextmanager
-def record(model: nn.Module, layers: str | list[str], gradients: bool = False,
+def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = False,
            keep_graph: bool = False) -> Iterator[Recording]:
     """Record the outputs of ``layers`` during the forward passes inside the block.
 
+    Args:
+        model: the network; ``layers`` are names from ``model.named_modules()``.
+        layers: one name or a list of names.
+        gradients: also record d(loss)/d(output) of each layer during ``backward()``.
+            The output must then require grad: make the input require grad
+            (``images.requires_grad_(True)``) and do not run the forward pass
+            under ``torch.no_grad()``; otherwise the forward pass raises (so a
+            prediction pass under ``no_grad`` belongs outside the block).
+        keep_graph: keep the recorded activations in the autograd graph, so a
+            loss can be computed from them (feature inversion, DeepDream).
+            By default they are detached.
+
+    Yields a ``Recording`` with ``activations[name]`` (N, ...), ``gradients[name]``
+    (same shape) and ``calls[name]``, the number of times the layer ran in the
+    last forward pass of ``model``. A layer called several times in one pass
+    (torchvision's ResNet blocks call ``self.relu`` twice) keeps its *last*
+    call: its activation and the gradient with respect to that same output.
+    A missing name raises a KeyError that says why it is missing.
+
     Activations are copies (``clone``), so an in-place operation after the layer
-    (``ReLU(inplace=True)``) cannot change what was recorded. By default they are
-    detached; ``keep_graph=True`` keeps them in the autograd graph, so a loss can
-    be computed from them (feature inversion, DeepDream).
-
-    ``gradients=True`` also records d(loss)/d(output) of each layer during
-    ``backward()``, through a hook on the output tensor.
-
-    A layer called several times in one forward pass keeps its last output.
+    (``ReLU(inplace=True)``) cannot change what was recorded.
     Every hook is removed on exit, also when the block raises.
     """
-    names = [layers] if isinstance(layers, str) else list(layers)
+    names = layer_list(layers)
     modules = {name: get_layer(model, name) for name in names}
-    rec = Recording()
-    handles = []
+    rec = Recording(names, gradients)
+    latest = {name: 0 for name in names}  # a number for each call, never reset
+
+    def new_pass(module, inputs):
+        for name in names:
+            rec.calls[name] = 0
 
     def make_hook(name: str):
         def hook(module, inputs, output):
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"Layer {name!r} returns {type(output).__name__}, not a tensor; "
                                 f"record one of its submodules instead.")
+            rec.calls[name] += 1
+            latest[name] += 1
             rec.activations[name] = output.clone() if keep_graph else output.detach().clone()
-            if gradients and output.requires_grad:
-                def save_grad(grad, name=name):
-                    rec.gradients[name] = grad.detach().clone()
+            if gradients:
+                if not output.requires_grad:
+                    raise RuntimeError(_no_grad_message(name))
+                # Gradients are recorded by a hook on the output *tensor*, not by a module
+                # backward hook (register_full_backward_hook): that one wraps the output in
+                # an extra autograd node, and an in-place op on the output afterwards (the
+                # ReLU(inplace=True) after a conv) then raises. Tensor hooks fire in reverse
+                # order of the calls, so each hook checks that its call is still the layer's
+                # latest one; otherwise an earlier call's gradient would overwrite the last's.
+                call = latest[name]
+
+                def save_grad(grad):
+                    if call == latest[name]:
+                        rec.gradients[name] = grad.detach().clone()
                 output.register_hook(save_grad)
         return hook
 
+    handles = []
     try:
+        handles.append(model.register_forward_pre_hook(new_pass))
         for name, module in modules.items():
             handles.append(module.register_forward_hook(make_hook(name)))
         yield rec
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _no_grad_message(name: str) -> str:
+    reason = ("the forward pass runs under torch.no_grad()" if not torch.is_grad_enabled()
+              else "neither the input nor any parameter before it requires grad")
+    return (f"record(..., gradients=True): the output of layer {name!r} does not require grad "
+            f"({reason}), so no gradient can reach it. Make the input require grad, e.g. "
+            f"images.requires_grad_(True), and do not run the forward pass under torch.no_grad().")
 
 
 @contextmanager
@@ -103,3 +213,135 @@ def frozen(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
             module.training = flag
         for param, flag in requires_grad.items():
             param.requires_grad_(flag)
+
+
+# ---------------------------------------------------------------------------
+# Guided backprop and DeconvNet: a different backward rule for the rectifiers
+# ---------------------------------------------------------------------------
+
+# What each rule lets back through a rectifier, given grad_out and where the
+# forward pass let the input through (``passes``): the methods differ only here.
+_BACKWARD_RULES = {
+    # guided backprop (Springenberg et al., arXiv:1412.6806)
+    "guided": lambda grad_out, passes: grad_out.clamp(min=0) * passes,
+    # DeconvNet (Zeiler & Fergus, arXiv:1311.2901): relu(grad_out), whatever the forward did
+    "deconv": lambda grad_out, passes: grad_out.clamp(min=0),
+    # the rectifier as the identity: the backward pass of the network's linear part
+    "linear": lambda grad_out, passes: grad_out,
+}
+RECTIFIER_RULES = tuple(_BACKWARD_RULES)
+
+# Rectifiers called as functions: no module to hook, so the override cannot reach them.
+_FUNCTIONAL_RECTIFIERS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu,
+                          torch.Tensor.relu_, F.relu6, F.hardtanh, F.hardtanh_}
+
+
+class _Rectify(torch.autograd.Function):
+    """clamp(x, lower, upper) forward; the backward of ``_BACKWARD_RULES[rule]``.
+
+    ``upper`` is None for ReLU (no upper clip) and 6 for ReLU6; the forward
+    pass lets x through where lower < x < upper.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lower, upper, rule, inplace):
+        passes = x > lower
+        if upper is not None:
+            passes &= x < upper
+        ctx.save_for_backward(passes)
+        ctx.rule = rule
+        if inplace:  # overwrite the input, as the module itself would have done
+            ctx.mark_dirty(x)
+            return x.clamp_(lower, upper)
+        return x.clamp(lower, upper)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (passes,) = ctx.saved_tensors
+        return _BACKWARD_RULES[ctx.rule](grad_out, passes), None, None, None, None
+
+
+class _RefuseFunctionalRectifiers(TorchFunctionMode):
+    """Raise when a rectifier runs as a function outside an nn.ReLU/nn.ReLU6 module.
+
+    Why a TorchFunctionMode: ``F.relu(x)`` in a model's forward leaves no module
+    to hook, so the override would silently keep the plain ReLU gradient there
+    and the result would be a mix of two methods. The mode sees every torch
+    function called while the block runs (and not the calls nested inside one:
+    a mode is switched off while it handles a call), so it catches them.
+    """
+
+    def __init__(self, state: dict):
+        super().__init__()
+        self.state = state
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _FUNCTIONAL_RECTIFIERS and not self.state["in_module"]:
+            name = getattr(func, "__qualname__", getattr(func, "__name__", str(func)))
+            raise RuntimeError(
+                f"override_rectifiers: the model calls the rectifier {name}() as a function, "
+                f"outside an nn.ReLU / nn.ReLU6 module, so its backward rule cannot be replaced. "
+                f"Use a module (self.relu = nn.ReLU(); x = self.relu(x)) in the model's forward, "
+                f"and call no rectifier functions yourself inside the `with` block.")
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def override_rectifiers(model: nn.Module, rule: str) -> Iterator[nn.Module]:
+    """Inside the block, every ``nn.ReLU`` and ``nn.ReLU6`` of ``model`` back-propagates by ``rule``.
+
+    Args:
+        model: a network whose rectifiers are ``nn.ReLU`` / ``nn.ReLU6`` modules
+            (in-place or not).
+        rule: ``"guided"`` — guided backprop (arXiv:1412.6806): a gradient passes
+            where the forward pass let the input through (0 < x, and x < 6 for
+            ReLU6) *and* the gradient is positive; ``"deconv"`` — the DeconvNet
+            (arXiv:1311.2901): relu(gradient), ignoring the forward pass;
+            ``"linear"`` — every gradient passes (the rectifier as the identity),
+            so the backward pass is that of the network's linear part.
+
+    The forward values are unchanged. Refused (ValueError) for a model without
+    rectifier modules; a rectifier called as a function (``F.relu``,
+    ``torch.relu``, ``x.relu()``, ``F.relu6``, ``F.hardtanh``) inside the block
+    raises a RuntimeError, as its rule could not be replaced. Every hook is
+    removed on exit, also when the block raises; parameters, flags and modules
+    are left as they were.
+    """
+    if rule not in RECTIFIER_RULES:
+        raise ValueError(f"Unknown rule {rule!r}; use one of {RECTIFIER_RULES}.")
+    rectifiers = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    if not rectifiers:
+        raise ValueError(
+            f"override_rectifiers: {type(model).__name__} has no nn.ReLU or nn.ReLU6 module, so "
+            f"there is nothing to override (guided backprop and DeconvNet are defined for ReLU "
+            f"networks only).")
+    state = {"in_module": False, "inputs": {}}
+
+    def before(module, inputs):
+        # An in-place module would overwrite its input, whose grad_fn would then be the
+        # module's own ReLU backward; the override must replace that backward, not run
+        # after it. So the module gets a copy, and the forward hook below applies the
+        # rectifier (with our backward) to the untouched input.
+        (x,) = inputs
+        state["in_module"] = True
+        state["inputs"][module] = x
+        return (x.clone(),) if module.inplace else None
+
+    def after(module, inputs, output):
+        x = state["inputs"].pop(module)
+        # ReLU6 is Hardtanh(0, 6): its forward clamps to [min_val, max_val].
+        lower, upper = (0.0, None) if isinstance(module, nn.ReLU) else (module.min_val, module.max_val)
+        out = _Rectify.apply(x, lower, upper, rule, module.inplace)
+        state["in_module"] = False
+        return out
+
+    handles = []
+    try:
+        for module in rectifiers:
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after))
+        with _RefuseFunctionalRectifiers(state):
+            yield model
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -10,15 +10,18 @@ use the *shape* to classify.
 
 Retrain the shipped weights with::
 
-    python -m cs231n_vis.shapes train                    # -> weights/shapes_cnn.pt
-    python -m cs231n_vis.shapes train --weight-decay 0   # -> weights/shapes_cnn_no_wd.pt
+    python -m cs231n_vis.shapes train                    # -> weights/shapes_cnn.pt (+ _history.pt)
+    python -m cs231n_vis.shapes train --weight-decay 0   # -> weights/shapes_cnn_no_wd.pt (+ _history.pt)
+
+Each run takes about 12 minutes on 2 CPU cores. It is bit-for-bit reproducible
+on the same CPU with the same thread count (it uses 2); another CPU gives
+slightly different floating-point results and so slightly different weights.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,9 @@ from matplotlib.colors import hsv_to_rgb
 from PIL import Image, ImageDraw
 from torch import nn
 from tqdm.auto import tqdm
+
+from .files import write_atomic
+from .hooks import frozen
 
 CLASSES = (
     "circle", "square", "triangle", "star", "cross",
@@ -283,6 +289,12 @@ def make_shapes(n: int, seed: int, size: int = 64, distractors: int = 0) -> Shap
     )
 
 
+def dilate(masks: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Grow bool masks (N, H, W) by ``pixels`` in every direction (a square structuring element)."""
+    grown = nn.functional.max_pool2d(masks[:, None].float(), 2 * pixels + 1, stride=1, padding=pixels)
+    return grown[:, 0] > 0
+
+
 def generation_rate(n: int = 2000, size: int = 64) -> float:
     """Images per second that ``make_shapes`` produces in this process."""
     start = time.perf_counter()
@@ -318,6 +330,9 @@ class ShapesCNN(nn.Module):
 
     layer_names = ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2",
                    "conv3", "relu3", "pool3", "conv4", "relu4"]
+    input_size = 64
+    cam_layer = "relu4"   # the last conv map, before global average pooling
+    classifier = "fc"
 
     def __init__(self, seed: int = 0):
         super().__init__()
@@ -390,20 +405,34 @@ def train_cnn(model: nn.Module, data: ShapesData, *, epochs: int, lr: float,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ShapesData, batch_size: int = 256) -> float:
-    """Classification accuracy of ``model`` on ``data`` (keeps the model's mode)."""
-    was_training = model.training
-    model.eval()
+    """Classification accuracy of ``model`` on ``data`` (the model is left as it was)."""
     device = next(model.parameters()).device
     correct = 0
-    for images, labels in zip(data.images.split(batch_size), data.labels.split(batch_size)):
-        correct += (model(images.to(device)).argmax(1).cpu() == labels).sum().item()
-    model.train(was_training)
+    with frozen(model):
+        for images, labels in zip(data.images.split(batch_size), data.labels.split(batch_size)):
+            correct += (model(images.to(device)).argmax(1).cpu() == labels).sum().item()
     return correct / len(data)
 
 
 def weights_path(weight_decay: bool = True) -> Path:
     """Path of a shipped weights file (trained with or without weight decay)."""
     return WEIGHTS_DIR / ("shapes_cnn.pt" if weight_decay else "shapes_cnn_no_wd.pt")
+
+
+def history_path(weight_decay: bool = True) -> Path:
+    """Path of a shipped training history (see ``load_training_history``)."""
+    return weights_path(weight_decay).with_name(weights_path(weight_decay).stem + "_history.pt")
+
+
+def load_training_history(weight_decay: bool = True) -> dict:
+    """What the training script recorded after every epoch of a shipped model.
+
+    ``{"epochs": (E+1,) long, "conv1": (E+1, 16, 3, 7, 7) conv1 weights,
+    "test_acc": (E+1,) accuracy on 1000 held-out images (seed TEST_SEED),
+    "loss": (E+1,) mean training loss (NaN at epoch 0)}``, epoch 0 being the
+    initialization. Weights only: loaded with ``weights_only=True``.
+    """
+    return torch.load(history_path(weight_decay), map_location="cpu", weights_only=True)
 
 
 def load_shapes_cnn(weight_decay: bool = True) -> ShapesCNN:
@@ -424,15 +453,11 @@ def load_shapes_cnn(weight_decay: bool = True) -> ShapesCNN:
 # ---------------------------------------------------------------------------
 
 def _save_atomic(state: dict, path: Path) -> None:
-    """torch.save to a temp file next to ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
+    """torch.save, atomically. Serialized in memory first so the bytes do not
+    depend on the file name (the same weights always give the same file)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -453,11 +478,22 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(2)  # the shipped weights were made with 2 threads
     start = time.perf_counter()
     data = make_shapes(args.n_train, seed=TRAIN_SEED)
+    held_out = make_shapes(1000, seed=TEST_SEED)
     model = ShapesCNN(seed=TRAIN_SEED)
+    conv1, test_acc = [model.conv1.weight.detach().clone()], [evaluate(model, held_out)]
+
+    def snapshot(epoch: int, net: nn.Module) -> None:  # what notebook 02 plots per epoch
+        conv1.append(net.conv1.weight.detach().clone())
+        test_acc.append(evaluate(net, held_out))
+
     history = train_cnn(model, data, epochs=args.epochs, lr=args.lr,
                         weight_decay=args.weight_decay, seed=TRAIN_SEED,
-                        progress=args.progress)
+                        on_epoch_end=snapshot, progress=args.progress)
     _save_atomic(model.state_dict(), out)
+    _save_atomic({"epochs": torch.arange(args.epochs + 1), "conv1": torch.stack(conv1),
+                  "test_acc": torch.tensor(test_acc),
+                  "loss": torch.tensor([float("nan")] + [h["loss"] for h in history])},
+                 out.with_name(out.stem + "_history.pt"))
     wall = time.perf_counter() - start
 
     last = history[-1]

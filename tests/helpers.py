@@ -11,8 +11,16 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
                "_backward_pre_hooks", "_state_dict_hooks", "_load_state_dict_pre_hooks")
 
 
+# Hooks on tensors: ``param.register_hook`` and ``param.register_post_accumulate_grad_hook``.
+_TENSOR_HOOK_ATTRS = ("_backward_hooks", "_post_accumulate_grad_hooks")
+
+
 def _hook_count(model: nn.Module) -> int:
-    return sum(len(getattr(m, d, {})) for m in model.modules() for d in _HOOK_DICTS)
+    """Hooks on the model's modules and on its parameters and buffers."""
+    on_modules = sum(len(getattr(m, d, None) or {}) for m in model.modules() for d in _HOOK_DICTS)
+    tensors = [*model.parameters(), *model.buffers()]
+    on_tensors = sum(len(getattr(t, a, None) or {}) for t in tensors for a in _TENSOR_HOOK_ATTRS)
+    return on_modules + on_tensors
 
 
 @contextmanager
@@ -21,7 +29,7 @@ def model_unchanged(model: nn.Module):
 
     Checked after the block: parameters and buffers bit-identical, every module's
     ``training`` flag and every parameter's ``requires_grad`` flag as before, no
-    ``.grad`` on any parameter, and no hook left on any module.
+    ``.grad`` on any parameter, and no hook left on any module, parameter or buffer.
     """
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     training = [m.training for m in model.modules()]

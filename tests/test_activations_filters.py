@@ -36,12 +36,18 @@ def test_zero_fraction_and_dead_units_counted_by_hand():
     assert dead_units(a).tolist() == [False, True, False]
 
 
-def test_sparsity_report_finds_the_dead_channel():
+def test_sparsity_report_matches_a_hand_count():
     net = tiny_net()
+    x = torch.rand(16, 3, 8, 8)
     with model_unchanged(net):
-        report = sparsity_report(net, torch.rand(16, 3, 8, 8), ["1"])
-    assert report["1"]["dead"] >= 1 and report["1"]["channels"] == 4
-    assert 0.25 <= report["1"]["zero_fraction"] <= 1
+        report = sparsity_report(net, x, ["1"])
+    with torch.no_grad():
+        out = torch.relu(net[0](x))  # layer "1" computed without the package
+    fires = (out > 0).flatten(1).sum()
+    per_channel = [(out[:, c] > 0).any().item() for c in range(4)]
+    assert report["1"]["channels"] == 4
+    assert report["1"]["dead"] == per_channel.count(False) and per_channel[1] is False
+    assert report["1"]["zero_fraction"] == pytest.approx(1 - fires.item() / out.numel())
 
 
 def test_roughness_of_known_filters():
@@ -73,3 +79,84 @@ def test_activation_explorer_is_a_real_widget_and_leaves_the_model_alone():
     layer.value = "3"  # moving the control updates the slider range and the text
     assert channel.max == 2 and label.value.startswith("3: (3, 8, 8)")
     assert bytes(box.children[2].value).startswith(b"\x89PNG")  # the feature map, drawn
+
+
+# --- locality, channel choice, roughness on known filters, effective filters -----------------
+
+from cs231n_vis.activations import mask_share, sparse_channels  # noqa: E402
+from cs231n_vis.filters import effective_filters, synthetic_filters  # noqa: E402
+from cs231n_vis.shapes import dilate  # noqa: E402
+
+
+def test_mask_share_of_known_activations():
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[:, :4, :4] = True                       # the top-left quadrant: a quarter of the image
+    inside = torch.zeros(2, 3, 2, 2)
+    inside[:, 1, 0, 0] = 2.0                      # one coarse cell that covers exactly the quadrant
+    assert mask_share(inside, masks) == pytest.approx(1.0)
+    uniform = torch.ones(2, 5, 4, 4)              # spread evenly: the mask's area fraction
+    assert mask_share(uniform, masks) == pytest.approx(0.25)
+    outside = torch.zeros(2, 1, 2, 2)
+    outside[:, 0, 1, 1] = 1.0
+    assert mask_share(outside, masks) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match=r"\(N, C, h, w\)"):
+        mask_share(uniform[0], masks)
+
+
+def test_sparse_channels_keeps_active_but_sparse_ones_by_peak():
+    a = torch.zeros(5, 2, 2)
+    a[0] = 1.0                    # dense: zero fraction 0
+    a[1, 0, 0] = 3.0              # zero fraction 0.75, peak 3
+    a[2, 0, 0], a[2, 1, 1] = 1.0, 1.0   # zero fraction 0.5, peak 1
+    a[3, 1, 0] = 5.0              # zero fraction 0.75, peak 5
+    # channel 4 is silent: zero fraction 1
+    assert sparse_channels(a, k=2) == [1, 3]
+    assert sparse_channels(a, k=10) == [1, 2, 3]
+    assert all(type(c) is int for c in sparse_channels(a))
+
+
+def test_dilate_grows_a_pixel_into_a_square():
+    m = torch.zeros(1, 7, 7, dtype=torch.bool)
+    m[0, 3, 3] = True
+    grown = dilate(m, 1)
+    assert grown.sum() == 9 and grown[0, 2:5, 2:5].all()
+
+
+def test_roughness_on_banks_with_known_answers():
+    banks = synthetic_filters(n=300, size=7, seed=1)
+    assert roughness(banks["white noise"]).mean().item() == pytest.approx(1.0, abs=0.05)
+    assert roughness(banks["noise + offsets"]).mean().item() == pytest.approx(1.0, abs=0.05)
+    assert roughness(banks["smooth ramp"]).max().item() < 0.15
+    assert roughness(banks["checkerboard"]).mean().item() == pytest.approx(2.0, abs=0.01)
+    assert roughness(banks["all zero"]).isnan().all()
+
+
+def test_roughness_of_a_ramp_by_hand():
+    # columns 0, 1/6, ..., 1: horizontal differences (1/6)^2, vertical 0, so the mean over all
+    # neighbour pairs is 1/72; the variance within each channel is 1/9: roughness 1/16.
+    ramp = torch.linspace(0, 1, 7).expand(7, 7).reshape(1, 1, 7, 7) + torch.tensor([0.0, 4.0, -1.0]).view(1, 3, 1, 1)
+    assert roughness(ramp).item() == pytest.approx(1 / 16, rel=1e-5)
+
+
+def test_effective_filter_is_the_linear_networks_filter():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.Conv2d(4, 2, 3, stride=2), nn.ReLU(inplace=True),
+                        nn.Conv2d(2, 3, 3))
+    linear = nn.Sequential(net[0], net[2], net[4])  # the same weights without the rectifiers
+    with model_unchanged(net):
+        eff = effective_filters(net, "4", size=32)
+    # Receptive field by hand: 3 + (3 - 1) * 1 + (3 - 1) * 2 = 9 pixels. The output map is 12 x 12
+    # (32 -> 30 -> 14 -> 12); its centre unit (6, 6) sees layer-2 rows 6..8, layer-1 rows 12..18,
+    # input rows 12..20.
+    assert eff.shape == (3, 3, 9, 9)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        out = linear(x) - linear(torch.zeros_like(x))  # the linear part, biases removed
+    expected = out[0, :, 6, 6]
+    torch.testing.assert_close((eff * x[0, :, 12:21, 12:21]).sum(dim=(1, 2, 3)), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_effective_filters_needs_an_input_larger_than_the_receptive_field():
+    net = nn.Sequential(nn.Conv2d(3, 2, 5), nn.ReLU(), nn.Conv2d(2, 2, 5))
+    with pytest.raises(ValueError, match="larger size"):
+        effective_filters(net, "2", size=9)

@@ -31,7 +31,7 @@ def test_notebook_shape(path):
     assert "## Exercises" in markdown and "## References" in markdown
     assert re.search(r"arXiv:\d{4}\.\d{4,5}", markdown), "cite the papers with their arXiv id"
     setup = text(code[0])
-    assert '"google.colab" in sys.modules' in setup and "default_model_name()" in setup
+    assert '"google.colab" in sys.modules' in setup and "notebook.setup(" in setup
     assert any("### BEGIN SOLUTION" in text(c) and "### END SOLUTION" in text(c) for c in code)
     for cell in code:
         source = text(cell)
@@ -40,4 +40,12 @@ def test_notebook_shape(path):
         assert cell["execution_count"] is not None, "notebooks are stored executed (nbval's baseline)"
         assert not any(o["output_type"] == "error" for o in cell["outputs"])
         assert "PLACEHOLDER" not in source
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "nbval-ignore-output" in tags:  # DESIGN.md §5: an excluded output is followed by a check
+            following = code[code.index(cell) + 1:]
+            assert following and "assert " in text(following[0]), \
+                f"a cell excluded from nbval must be followed by an assertion of its claim:\n{source}"
     assert "PLACEHOLDER" not in markdown
+    assert not re.search(r"\b(NARRATIVE|SPREAD)_", markdown + "".join(text(c) for c in code))
+    written = json.loads(path.read_text())["metadata"].get("cs231n_vis", {}).get("written_with", {})
+    assert {"torch", "python", "cpu_capability", "threads"} <= set(written), "metadata: versions that wrote it"

@@ -1,0 +1,189 @@
+"""What every attribution technique shares, written once.
+
+- ``check_images(images)``: a batch (N, 3, H, W) of float images in [0, 1], or
+  an error that says what was received and what to do.
+- ``resolve_target(model, images, target)``: the class to explain for each image
+  (None = the predicted class).
+- ``input_gradient(model, images, target)``: d(score of the target class)/d(images).
+- ``batched(fn, images, target)``: run a technique chunk by chunk, with a
+  progress bar that can be switched off.
+
+The rectifier override of guided backprop and the DeconvNet lives with the
+other hooks: ``hooks.override_rectifiers``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .hooks import frozen
+
+Target = int | Sequence[int] | torch.Tensor | None
+
+# On the course's 2-core CPUs the cost per image *rises* with the batch size
+# (lite0 forward: 17 ms/image at batch 1, 22 at 8, 43 at 64), so batches stay small.
+DEFAULT_BATCH_SIZE = 8
+
+
+def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """Check that ``images`` is a batch of RGB images, (N, 3, H, W) float in [0, 1].
+
+    Returns ``images`` unchanged. Raises a TypeError (not a tensor, not float)
+    or a ValueError (shape, values) that names the argument, says what was
+    received and how to fix it; ``name`` is the argument's name in the message.
+    """
+    fix = "cs231n_vis.images.to_tensor(image, size=224) makes one from (H, W, 3) images"
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (N, 3, H, W) of floats in [0, 1]; "
+                        f"got {type(images).__name__}. {fix}.")
+    got = f"got shape {tuple(images.shape)}, dtype {images.dtype}"
+    if not images.dtype.is_floating_point:
+        hint = "divide by 255: images.float() / 255" if images.dtype == torch.uint8 else "use images.float()"
+        raise TypeError(f"{name} must be float in [0, 1]; {got}: {hint}.")
+    if images.dim() != 4:
+        hint = ("one image: add a batch dimension with x[None]" if images.dim() == 3
+                else f"expected 4 dimensions (N, 3, H, W); {fix}")
+        raise ValueError(f"{name} must be a batch (N, 3, H, W); {got}: {hint}.")
+    if images.shape[1] != 3:
+        if images.shape[-1] == 3:
+            hint = "channels last (N, H, W, 3): use images.permute(0, 3, 1, 2)"
+        elif images.shape[1] == 1:
+            hint = "one channel (grayscale): repeat it with images.expand(-1, 3, -1, -1)"
+        else:
+            hint = "the models take RGB images"
+        raise ValueError(f"{name} must have 3 channels (N, 3, H, W); {got}: {hint}.")
+    if len(images) == 0:
+        raise ValueError(f"{name} is an empty batch; {got}.")
+    values = images.detach()
+    if not torch.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or infinite values; {got}.")
+    low, high = values.min().item(), values.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{name} must have values in [0, 1] (the models normalize inside); {got}, values in "
+            f"[{low:.4g}, {high:.4g}]. Pixels in 0..255: divide by 255. Normalized with a mean "
+            f"and std: undo it (x * std + mean). {fix}.")
+    return images
+
+
+def resolve_target(model: nn.Module, images: torch.Tensor, target: Target, *,
+                   logits: torch.Tensor | None = None) -> torch.Tensor:
+    """The class index to explain for each image: a long tensor (N,) on the images' device.
+
+    Args:
+        model: a classifier returning logits (N, K).
+        images: (N, 3, H, W).
+        target: ``None`` → the predicted class of each image (one forward pass in
+            eval mode under ``torch.no_grad``; ties go to the lowest index, as
+            ``torch.argmax`` does); an int → that class for every image; a
+            sequence or tensor of N ints → one class per image.
+        logits: the model's outputs (N, K) for ``images`` when the caller has
+            them already; then the model is not run again. (A technique that
+            runs its forward pass with gradients inside ``record(...,
+            gradients=True)`` must pass them: a second, no_grad pass there raises.)
+
+    Raises a TypeError for a target that is not integer, and a ValueError for a
+    wrong length or a class outside 0..K-1 (negative indices are not accepted).
+    K is ``logits.shape[1]``, else ``len(model.class_names)`` when the model has
+    them, else found by one forward pass on the first image.
+    """
+    n, device = len(images), images.device
+    if target is None:
+        if logits is None:
+            with frozen(model), torch.no_grad():
+                logits = model(images)
+        return logits.detach().argmax(dim=1).to(device)
+    if isinstance(target, bool) or (isinstance(target, torch.Tensor) and target.dtype == torch.bool):
+        raise TypeError(f"target must be a class index (int), not a bool; got {target!r}.")
+    try:
+        target = torch.as_tensor(target)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"target must be None, an int or N ints; got {type(target).__name__}.") from exc
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise TypeError(f"target must hold class indices (integers); got dtype {target.dtype}.")
+    if target.dim() == 0:
+        target = target.expand(n)
+    if target.dim() != 1 or len(target) != n:
+        raise ValueError(f"target must be an int or hold one class per image: {n} for images of "
+                         f"shape {tuple(images.shape)}; got shape {tuple(target.shape)}.")
+    num_classes = logits.shape[1] if logits is not None else _num_classes(model, images)
+    wrong = target[(target < 0) | (target >= num_classes)]
+    if len(wrong):
+        raise ValueError(f"target holds class indices outside 0..{num_classes - 1} (the model has "
+                         f"{num_classes} classes): {wrong.tolist()[:5]}.")
+    return target.to(device=device, dtype=torch.long)
+
+
+def _num_classes(model: nn.Module, images: torch.Tensor) -> int:
+    if hasattr(model, "class_names"):
+        return len(model.class_names)
+    with frozen(model), torch.no_grad():
+        return model(images[:1]).shape[1]
+
+
+def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
+    """d(score of the target class)/d(images): a tensor (N, 3, H, W) on the images' device.
+
+    Args:
+        model: a classifier returning logits (N, K); run in eval mode with its
+            parameters frozen (``hooks.frozen``), so only the input gradient is
+            computed, and left exactly as it was.
+        images: (N, 3, H, W) float in [0, 1]; may require grad or not (they are
+            detached: the result is a new tensor, no ``.grad`` is left anywhere).
+        target: None (predicted class), an int, or N ints; see ``resolve_target``.
+
+    The scores (logits, before softmax) of the selected classes are summed;
+    as the images do not interact in eval mode, each image's gradient is the
+    gradient of its own score. This is the saliency map of Simonyan et al.
+    (arXiv:1312.6034) before taking absolute values.
+    """
+    check_images(images)
+    x = images.detach().requires_grad_(True)
+    with frozen(model), torch.enable_grad():
+        logits = model(x)  # one forward pass: the predicted class comes from the same logits
+        target = resolve_target(model, images, target, logits=logits)
+        score = logits.gather(1, target[:, None]).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    return grad
+
+
+def batched(fn: Callable[[torch.Tensor, Target], torch.Tensor], images: torch.Tensor, target: Target,
+            *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+            desc: str | None = None) -> torch.Tensor:
+    """``fn(chunk, chunk_target)`` for chunks of ``batch_size`` images, concatenated.
+
+    Args:
+        fn: a technique on a batch: (n, 3, H, W) and its target → (n, ...).
+        images: (N, 3, H, W).
+        target: None or an int (passed to every chunk as it is), or N class
+            indices (sliced along with the images).
+        batch_size: images per call. The default (8) suits a small CPU, where
+            the cost per image rises with the batch size; a GPU wants more.
+        progress: show a ``tqdm.auto`` progress bar (in images); False hides it.
+        desc: the progress bar's label.
+
+    Returns the chunks' results concatenated along dimension 0: (N, ...).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    n = len(images)
+    if target is not None and not isinstance(target, int):
+        target = torch.as_tensor(target)
+        if target.dim() == 1 and len(target) != n:
+            raise ValueError(f"target must hold one class per image: {n}; got {len(target)}.")
+    results = []
+    with tqdm(total=n, desc=desc, unit="image", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            chunk = images[start:start + batch_size]
+            chunk_target = target[start:start + batch_size] if _per_image(target) else target
+            results.append(fn(chunk, chunk_target))
+            bar.update(len(chunk))
+    return torch.cat(results)
+
+
+def _per_image(target: Target) -> bool:
+    return isinstance(target, torch.Tensor) and target.dim() == 1

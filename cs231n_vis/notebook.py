@@ -1,0 +1,76 @@
+"""The first code cell of every notebook, as one call: seed, device, model.
+
+    course = notebook.setup()          # or setup(model=None) when no ImageNet model is needed
+    model, device = course.model, course.device
+
+Nothing here prints: the notebook prints what it wants to show. The device is
+never printed by the notebooks either, because the stored outputs must be the
+same on a laptop and on a GPU machine.
+"""
+
+from __future__ import annotations
+
+import platform
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .models import default_model_name, load_model
+
+
+@dataclass
+class Setup:
+    """What the setup cell gives a notebook."""
+
+    model_name: str
+    model: nn.Module | None
+    device: torch.device
+
+
+def pick_device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (for the student's own code;
+    the package's functions take explicit seeds and never rely on global state)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, model: str | None = "default", device: str | torch.device | None = None) -> Setup:
+    """Seed, choose the device, and load the notebook's ImageNet model.
+
+    ``model="default"`` loads ``$CS231N_VIS_MODEL`` (or the offline default,
+    ``efficientnet_lite0``); a name loads that model; ``None`` loads none.
+    ``device=None`` picks the GPU when there is one.
+    """
+    seed_everything(seed)
+    device = torch.device(device) if device is not None else pick_device()
+    name = default_model_name() if model == "default" else model
+    loaded = load_model(name, device=device) if name is not None else None
+    return Setup(model_name=name or "", model=loaded, device=device)
+
+
+def versions() -> dict[str, str]:
+    """The versions that produced a notebook's outputs (stored in its metadata)."""
+    import matplotlib
+    import torchvision
+
+    return {
+        "cs231n_vis": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(torch.get_num_threads()),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
