@@ -17,11 +17,14 @@ model every notebook uses.
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections import OrderedDict
 import os
 import urllib.error
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,30 +33,77 @@ from torch import nn
 MODEL_ENV_VAR = "CS231N_VIS_MODEL"
 OFFLINE_ENV_VAR = "CS231N_VIS_OFFLINE"
 DEFAULT_MODEL = "efficientnet_lite0"
-TORCHVISION_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet")
-
-# Layers worth looking at, early to deep, for each torchvision model.
-_TORCHVISION_LAYERS = {
-    "squeezenet1_1": ["features.0", "features.1", "features.3", "features.4", "features.6",
-                      "features.7", "features.9", "features.10", "features.11", "features.12"],
-    "alexnet": ["features.0", "features.1", "features.4", "features.7", "features.9", "features.11"],
-    "vgg16": ["features.1", "features.3", "features.8", "features.15", "features.22", "features.29"],
-    "vgg19": ["features.1", "features.3", "features.8", "features.17", "features.26", "features.35"],
-    "resnet18": ["relu", "layer1", "layer2", "layer3", "layer4"],
-    "resnet50": ["relu", "layer1", "layer2", "layer3", "layer4"],
-    "googlenet": ["conv1", "conv3", "inception3b", "inception4d", "inception5b"],
-}
 
 
 class ModelUnavailableError(RuntimeError):
     """The weights of a model are not on this machine and cannot be downloaded."""
 
 
-def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet-1k class names, in the order of the models' outputs."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the course needs to know about a model (names as in ``model.named_modules()``).
 
-    return list(_IMAGENET_CATEGORIES)
+    layers: the layers worth looking at, early to deep (post-rectifier maps).
+    cam_layer: the default layer for CAM / Grad-CAM: the last convolutional
+        feature map before the global pooling.
+    classifier: the module that maps pooled features to class scores.
+    """
+
+    loader: Callable[[], nn.Module]
+    input_size: int
+    layers: tuple[str, ...]
+    cam_layer: str
+    classifier: str
+
+
+def _net(*names: str) -> tuple[str, ...]:
+    return tuple("net." + name for name in names)  # ImageNet models wrap the network as .net
+
+
+def _specs() -> dict[str, ModelSpec]:
+    from functools import partial
+
+    from .shapes import ShapesCNN, load_shapes_cnn
+
+    tv = lambda name, layers, cam, classifier: ModelSpec(  # noqa: E731
+        partial(_load_torchvision, name), 224, _net(*layers), "net." + cam, "net." + classifier)
+    return {
+        DEFAULT_MODEL: ModelSpec(_load_lite0, 224, _net(*EfficientNetLite0.LAYER_NAMES),
+                                 "net.head.act", "net.classifier"),
+        "squeezenet1_1": tv("squeezenet1_1", [f"features.{i}" for i in (0, 1, 3, 4, 6, 7, 9, 10, 11, 12)],
+                            "features.12", "classifier.1"),
+        "alexnet": tv("alexnet", ["features.0", "features.1", "features.4", "features.7", "features.9",
+                                  "features.11"], "features.11", "classifier.6"),
+        "vgg16": tv("vgg16", ["features.1", "features.3", "features.8", "features.15", "features.22",
+                              "features.29"], "features.29", "classifier.6"),
+        "vgg19": tv("vgg19", ["features.1", "features.3", "features.8", "features.17", "features.26",
+                              "features.35"], "features.35", "classifier.6"),
+        "resnet18": tv("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
+        "resnet50": tv("resnet50", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
+        "googlenet": tv("googlenet", ["conv1", "conv3", "inception3b", "inception4d", "inception5b"],
+                        "inception5b", "fc"),
+        "shapes_cnn": ModelSpec(load_shapes_cnn, ShapesCNN.input_size, tuple(ShapesCNN.layer_names),
+                                ShapesCNN.cam_layer, ShapesCNN.classifier),
+    }
+
+
+TORCHVISION_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet")
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The spec of a model by name; an unknown name lists the available ones."""
+    specs = _specs()
+    if name not in specs:
+        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(specs)}.")
+    return specs[name]
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet-1k class names, in the order of the models' outputs
+    (from torchvision's public weights metadata)."""
+    import torchvision
+
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 def default_model_name() -> str:
@@ -62,26 +112,20 @@ def default_model_name() -> str:
 
 
 def available_models() -> list[str]:
-    return [DEFAULT_MODEL, *TORCHVISION_MODELS, "shapes_cnn"]
+    return list(_specs())
 
 
 def load_model(name: str | None = None, device: str | torch.device | None = None) -> nn.Module:
     """Load a model by name, in eval mode with every parameter frozen.
 
     ``name=None`` reads ``$CS231N_VIS_MODEL`` (default ``efficientnet_lite0``).
+    The model carries its spec: ``class_names``, ``layer_names``, ``input_size``,
+    ``cam_layer`` and ``classifier``.
     """
-    name = name or default_model_name()
-    if name == DEFAULT_MODEL:
-        model = ImageNetModel(efficientnet_lite0(pretrained=True), mean=(127 / 255,) * 3,
-                              std=(128 / 255,) * 3, layer_names=EfficientNetLite0.LAYER_NAMES)
-    elif name in TORCHVISION_MODELS:
-        model = _load_torchvision(name)
-    elif name == "shapes_cnn":
-        from .shapes import load_shapes_cnn
-
-        model = load_shapes_cnn()
-    else:
-        raise ValueError(f"Unknown model {name!r}. Available models: {', '.join(available_models())}.")
+    spec = model_spec(name or default_model_name())
+    model = spec.loader()
+    model.layer_names = list(spec.layers)
+    model.input_size, model.cam_layer, model.classifier = spec.input_size, spec.cam_layer, spec.classifier
     model.eval()
     model.requires_grad_(False)
     return model.to(device) if device is not None else model
@@ -91,16 +135,15 @@ class ImageNetModel(nn.Module):
     """An ImageNet classifier that takes RGB in [0, 1] and normalizes inside.
 
     The network itself is ``self.net``, so its layers are named ``net.…``.
+    ``load_model`` adds the spec's attributes (layer names, CAM layer, …).
     """
 
-    def __init__(self, net: nn.Module, mean, std, layer_names: list[str]):
+    def __init__(self, net: nn.Module, mean, std, class_names: list[str]):
         super().__init__()
         self.net = net
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        self.class_names = imagenet_classes()
-        self.layer_names = ["net." + name for name in layer_names]
-        self.input_size = 224
+        self.class_names = list(class_names)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net((images - self.mean) / self.std)
@@ -218,21 +261,57 @@ def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
 # torchvision models
 # ---------------------------------------------------------------------------
 
+def _load_lite0() -> ImageNetModel:
+    return ImageNetModel(efficientnet_lite0(pretrained=True), mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+                         class_names=imagenet_classes())
+
+
 def _load_torchvision(name: str) -> ImageNetModel:
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-    if not cached.exists() and os.environ.get(OFFLINE_ENV_VAR, "") not in ("", "0"):
-        raise _unavailable(name, cached, reason=f"{OFFLINE_ENV_VAR} is set, so nothing is downloaded")
-    try:
-        state = weights.get_state_dict(progress=False, check_hash=True)
-    except (urllib.error.URLError, OSError) as exc:
-        raise _unavailable(name, cached, reason=f"the download failed ({exc})") from None
+    state = torch.load(_checkpoint(name, weights.url), map_location="cpu", weights_only=True)
     net = torchvision.models.get_model(name, weights=None, **_torchvision_kwargs(name))
     net.load_state_dict(state)
     mean, std = weights.transforms().mean, weights.transforms().std
-    return ImageNetModel(net, mean, std, layer_names=_TORCHVISION_LAYERS[name])
+    return ImageNetModel(net, mean, std, class_names=weights.meta["categories"])
+
+
+def _checkpoint(name: str, url: str) -> Path:
+    """The verified checkpoint file of ``url`` in torch hub's cache, downloaded if missing.
+
+    Not ``weights.get_state_dict()``: that loads whatever file sits in the cache under the
+    right name without checking it, and a course may point every machine at one shared
+    ``$TORCH_HOME``. Here a cached file must match the SHA-256 prefix in its name (the check
+    torch.hub makes only when it downloads), and it is loaded with ``weights_only=True``.
+    """
+    filename = os.path.basename(url)
+    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    prefix = torch.hub.HASH_REGEX.search(filename).group(1)
+    if path.exists():
+        digest = _sha256(path)
+        if not digest.startswith(prefix):
+            raise ModelUnavailableError(
+                f"The cached weights of {name!r} at {path} are corrupt or a different file: their "
+                f"SHA-256 starts {digest[:len(prefix)]}, the name says {prefix}. Delete the file and fetch "
+                f"it again: python data_scripts/fetch_weights.py {name}")
+        return path
+    if os.environ.get(OFFLINE_ENV_VAR, "") not in ("", "0"):
+        raise _unavailable(name, path, reason=f"{OFFLINE_ENV_VAR} is set, so nothing is downloaded")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # writes a temporary file and moves it into place only once its hash matched
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:  # RuntimeError: a wrong hash
+        raise _unavailable(name, path, reason=f"the download failed ({exc})") from None
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _torchvision_kwargs(name: str) -> dict:

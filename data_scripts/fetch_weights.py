@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 import torchvision
 
+from cs231n_vis.files import atomic_open
 from cs231n_vis.models import TORCHVISION_MODELS as MODELS  # the one list of supported models
 CHUNK = 1 << 20  # bytes read and hashed at a time
 
@@ -90,20 +90,16 @@ def fetch(name: str, dest_dir, mirror: str | None = None, timeout: float = 60) -
 
     dest_dir.mkdir(parents=True, exist_ok=True)
     print(f"{name}: downloading {url}")
-    tmp = tempfile.NamedTemporaryFile(dir=dest_dir, prefix=f"{filename}.", suffix=".partial", delete=False)
-    try:
-        with tmp:
-            digest = download(url, tmp, timeout)
+    # atomic_open: a temporary file beside the target, renamed into place only when the block
+    # ends without an error (readable by everyone sharing the cache); removed on any error,
+    # Ctrl-C included, so the cache never holds a partial file.
+    with atomic_open(target, "wb") as partial:
+        digest = download(url, partial, timeout)
         if not digest.startswith(expected):
             raise FetchError(
                 f"{url} is not the right file: its SHA-256 is {digest}, expected {expected}... "
                 "(a corrupt or different file on the server; replace it there and run again)"
             )
-        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes it 0600; a shared cache must be readable
-        os.replace(tmp.name, target)
-    except BaseException:  # also Ctrl-C: never leave a half-written file behind
-        os.remove(tmp.name)
-        raise
     print(f"{name}: saved {target} ({target.stat().st_size / 1e6:.1f} MB, hash OK)")
     return target
 

@@ -1,10 +1,10 @@
 """Tests for cs231n_vis.images, on real files written with Pillow into tmp_path."""
 
 import numpy as np
+import torchvision
 import pytest
 import torch
 from PIL import Image
-from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from cs231n_vis.images import (
     ImageLoadError,
@@ -16,6 +16,9 @@ from cs231n_vis.images import (
     to_image,
     to_tensor,
 )
+
+# The public list (torchvision's weights metadata): independent of cs231n_vis.models.
+IMAGENET_CATEGORIES = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
 
 # JPEG is lossy: a flat colour comes back within a few of 255 levels.
 JPEG_ATOL = 0.03
@@ -249,7 +252,7 @@ def test_sample_images():
         assert sample.source.strip()
         assert sample.labels, sample.name
         for label in sample.labels:
-            assert label in _IMAGENET_CATEGORIES, (sample.name, label)
+            assert label in IMAGENET_CATEGORIES, (sample.name, label)
 
 
 def test_sample_image_by_name():
