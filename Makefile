@@ -38,8 +38,9 @@ nbval: $(VENV)/.installed-test
 notebooks: $(VENV)/.installed
 	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html --inplace
 
-benchmark: $(VENV)/.installed
-	$(BIN)/python benchmarks/model_speed.py
+# Every script in benchmarks/ prints ratios against a reference measured in the same run.
+benchmark: $(VENV)/.installed-test
+	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf build .pytest_cache
