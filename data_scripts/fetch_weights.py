@@ -52,19 +52,26 @@ def sha256_of(path: Path) -> str:
 
 def download(url: str, file, timeout: float) -> str:
     """Write what `url` serves into the open binary `file`; return its SHA-256 hex digest."""
-    digest = hashlib.sha256()
+    digest, received = hashlib.sha256(), 0
     request = urllib.request.Request(url, headers={"User-Agent": "cs231n-vis fetch_weights"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
+            announced = response.headers.get("Content-Length")
             while chunk := response.read(CHUNK):
                 file.write(chunk)
                 digest.update(chunk)
+                received += len(chunk)
     except urllib.error.HTTPError as exc:
         raise FetchError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
         raise FetchError(f"cannot download {url}: {exc.reason}") from exc
     except (http.client.HTTPException, ConnectionError, TimeoutError) as exc:
         raise FetchError(f"cannot download {url}: {exc!r}") from exc
+    # http.client hands back what arrived when the server hangs up early, without an error;
+    # unchecked, a cut transfer would be reported as a wrong file on the server.
+    if announced is not None and received != int(announced):
+        raise FetchError(f"cannot download {url}: the transfer stopped after {received} of {announced} bytes; "
+                         "run again")
     return digest.hexdigest()
 
 

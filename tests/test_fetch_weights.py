@@ -1,5 +1,6 @@
 """data_scripts/fetch_weights.py against a real HTTP server on 127.0.0.1 (never the internet)."""
 
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -32,6 +33,20 @@ def private_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
 
 
+@contextlib.contextmanager
+def serving(handler):
+    """Run an HTTP server with `handler` on 127.0.0.1 while the block runs; yield its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
 @pytest.fixture
 def server(tmp_path):
     """An HTTP server on 127.0.0.1 serving `server.root`; `server.requests` lists the paths asked for."""
@@ -47,13 +62,16 @@ def server(tmp_path):
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield SimpleNamespace(root=root, requests=requests, url=f"http://127.0.0.1:{httpd.server_port}/")
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(functools.partial(Handler, directory=str(root))) as url:
+        yield SimpleNamespace(root=root, requests=requests, url=url)
+
+
+@pytest.fixture
+def usual_umask():
+    """umask 022 (the usual one) while the test runs: files made for others are then 0644."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
 
 
 @pytest.fixture
@@ -67,7 +85,7 @@ def tiny(monkeypatch):
     return SimpleNamespace(content=content, filename=filename)
 
 
-def test_fetch_through_the_mirror_saves_the_verified_file(server, tiny, tmp_path):
+def test_fetch_through_the_mirror_saves_the_verified_file(server, tiny, tmp_path, usual_umask):
     (server.root / tiny.filename).write_bytes(tiny.content)
     cache = tmp_path / "cache"
     path = fw.fetch("tiny", cache, mirror=server.url, timeout=5)
@@ -125,6 +143,27 @@ def test_connection_refused_is_an_error_and_leaves_nothing(tiny, tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(fw.FetchError, match=f"cannot download http://127.0.0.1:{port}/{tiny.filename}: .*refused"):
         fw.fetch("tiny", cache, mirror=f"http://127.0.0.1:{port}", timeout=5)
+    assert os.listdir(cache) == []
+
+
+def test_a_transfer_cut_short_is_an_error_and_leaves_nothing(tiny, tmp_path):
+    half = len(tiny.content) // 2
+
+    class HangsUpHalfway(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # announces the whole file, sends half of it, closes the connection
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(tiny.content)))
+            self.end_headers()
+            self.wfile.write(tiny.content[:half])
+
+        def log_message(self, *args):
+            pass
+
+    cache = tmp_path / "cache"
+    with serving(HangsUpHalfway) as url, pytest.raises(
+            fw.FetchError, match=f"cannot download {url}{tiny.filename}: the transfer stopped after "
+                                 f"{half} of {len(tiny.content)} bytes"):
+        fw.fetch("tiny", cache, mirror=url, timeout=5)
     assert os.listdir(cache) == []
 
 

@@ -1,6 +1,9 @@
+import functools
 import hashlib
+import http.server
 import io
 import os
+import threading
 
 import pytest
 import torch
@@ -8,9 +11,8 @@ import torchvision
 
 from cs231n_vis.hooks import get_layer
 from cs231n_vis.images import sample_image, to_tensor
-from cs231n_vis.models import (MODEL_ENV_VAR, OFFLINE_ENV_VAR, TORCHVISION_MODELS, ImageNetModel,
-                               ModelUnavailableError, available_models, default_model_name,
-                               imagenet_classes, load_model, model_spec)
+from cs231n_vis.models import (MODEL_ENV_VAR, OFFLINE_ENV_VAR, TORCHVISION_MODELS, ModelUnavailableError,
+                               available_models, default_model_name, imagenet_classes, load_model)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,7 @@ def test_offline_without_cached_weights_gives_one_clear_error(empty_torch_home, 
 
 def test_a_failed_download_gives_the_same_clear_error(empty_torch_home, monkeypatch):
     # Point torchvision at a port where nothing listens: a real, failing HTTP request.
-    weights = torchvision.models.SqueezeNet1_1_Weights.DEFAULT
-    monkeypatch.setattr(type(weights), "url", property(lambda self: "http://127.0.0.1:9/squeezenet1_1-b8a52dc0.pth"))
+    point_weights_at("squeezenet1_1", "http://127.0.0.1:9/squeezenet1_1-b8a52dc0.pth", monkeypatch)
     monkeypatch.delenv(OFFLINE_ENV_VAR, raising=False)
     with pytest.raises(ModelUnavailableError, match=r"(?s)download failed.*fetch_weights.py squeezenet1_1"):
         load_model("squeezenet1_1")
@@ -100,30 +101,124 @@ def cache_checkpoint(name, state, torch_home, monkeypatch):
     checkpoints = torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     (checkpoints / filename).write_bytes(buffer.getvalue())
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    monkeypatch.setattr(type(weights), "url", property(lambda self: f"https://example.invalid/{filename}"))
+    point_weights_at(name, f"https://example.invalid/{filename}", monkeypatch)
     return checkpoints / filename
 
 
-@pytest.mark.parametrize("name", ["squeezenet1_1", "alexnet", "resnet18", "vgg16"])
+def point_weights_at(name, url, monkeypatch):
+    """Make ``url`` the address of the default weights of ``name``."""
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    monkeypatch.setattr(type(weights), "url", property(lambda self: url))
+
+
+def random_checkpoint(name):
+    """A state dict laid out like the real checkpoint of ``name``: what torchvision's builder
+    makes before it loads the weights (googlenet's includes its two auxiliary classifiers)."""
+    torch.manual_seed(0)
+    extra = {"init_weights": False} if name == "googlenet" else {}  # skips a slow, warned-about init
+    return torchvision.models.get_model(name, weights=None, **extra).state_dict()
+
+
+def torchvision_reference(name, state, monkeypatch):
+    """What torchvision's own builder makes of ``state`` as the model's default weights
+    (e.g. googlenet: auxiliary heads dropped, transform_input on)."""
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    with monkeypatch.context() as patch:  # only for this build: load_model must not rely on it
+        patch.setattr(type(weights), "get_state_dict", lambda self, *args, **kwargs: state)
+        return torchvision.models.get_model(name, weights=weights).eval()
+
+
+def run_with_first_conv_input(model, x):
+    """The model's output on ``x`` and the input its first convolution received."""
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    handle = conv.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        handle.remove()
+    return logits, seen[0]
+
+
+@pytest.mark.parametrize("name", ["squeezenet1_1", "resnet18", "googlenet"])
 def test_torchvision_models_load_from_a_prepopulated_cache(name, empty_torch_home, monkeypatch):
     monkeypatch.setenv(OFFLINE_ENV_VAR, "1")  # proves nothing is downloaded
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    torch.manual_seed(0)
-    reference = torchvision.models.get_model(name, weights=None)
-    cache_checkpoint(name, reference.state_dict(), empty_torch_home, monkeypatch)
+    state = random_checkpoint(name)
+    cache_checkpoint(name, state, empty_torch_home, monkeypatch)
+    reference = torchvision_reference(name, state, monkeypatch)
 
     model = load_model(name)
     loaded = model.net.state_dict()
+    assert loaded.keys() == reference.state_dict().keys()
     assert all(torch.equal(v, loaded[k]) for k, v in reference.state_dict().items())
-    x = torch.rand(1, 3, 224, 224)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
     mean = torch.tensor(weights.transforms().mean).view(1, 3, 1, 1)
     std = torch.tensor(weights.transforms().std).view(1, 3, 1, 1)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference.eval()((x - mean) / std))
-    for layer in [*model.layer_names, model.cam_layer, model.classifier]:
-        get_layer(model, layer)
+    x = torch.rand(2, 3, 224, 224)
+    logits, seen = run_with_first_conv_input(model, x)
+    expected_logits, expected_seen = run_with_first_conv_input(reference, (x - mean) / std)
+    torch.testing.assert_close(logits, expected_logits)
+    # Random weights shrink the signal layer by layer, so the logits barely depend on the
+    # input; what the first convolution sees pins down the input scaling (googlenet's included).
+    torch.testing.assert_close(seen, expected_seen)
     assert model.class_names == weights.meta["categories"]
+
+
+class Served:
+    """A folder served over HTTP on 127.0.0.1 (never the internet) while the block runs."""
+
+    def __init__(self, root):
+        handler = functools.partial(Quiet, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_missing_weights_are_downloaded_checked_and_cached(empty_torch_home, tmp_path, monkeypatch):
+    monkeypatch.delenv(OFFLINE_ENV_VAR, raising=False)
+    state = random_checkpoint("squeezenet1_1")
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    filename = f"squeezenet1_1-{hashlib.sha256(buffer.getvalue()).hexdigest()[:8]}.pth"
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / filename).write_bytes(buffer.getvalue())
+    with Served(served) as server:
+        point_weights_at("squeezenet1_1", server.url + filename, monkeypatch)
+        model = load_model("squeezenet1_1")
+    assert torch.equal(model.net.features[0].weight, state["features.0.weight"])
+    cached = empty_torch_home / "hub" / "checkpoints" / filename
+    assert cached.read_bytes() == buffer.getvalue()
+    assert os.listdir(cached.parent) == [filename]
+    monkeypatch.setenv(OFFLINE_ENV_VAR, "1")  # the next load needs no server
+    assert torch.equal(load_model("squeezenet1_1").net.features[0].weight, state["features.0.weight"])
+
+
+def test_a_download_with_the_wrong_hash_is_refused_and_leaves_nothing(empty_torch_home, tmp_path, monkeypatch):
+    monkeypatch.delenv(OFFLINE_ENV_VAR, raising=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "squeezenet1_1-00000000.pth").write_bytes(b"not a checkpoint")
+    with Served(served) as server:
+        point_weights_at("squeezenet1_1", server.url + "squeezenet1_1-00000000.pth", monkeypatch)
+        with pytest.raises(ModelUnavailableError, match=r"(?s)download failed.*hash.*fetch_weights.py squeezenet1_1"):
+            load_model("squeezenet1_1")
+    assert list((empty_torch_home / "hub" / "checkpoints").iterdir()) == []
 
 
 def test_a_corrupt_cached_checkpoint_is_refused_with_a_clear_error(empty_torch_home, monkeypatch):
@@ -148,31 +243,69 @@ class Exploit:
         return (print, ("this must never run",))
 
 
+def forward_trace(model, keep):
+    """Run ``model`` once on a random image; return its logits, the names of the modules in
+    the order they were called, and the outputs of the modules named in ``keep``."""
+    order, outputs = [], {}
+
+    def hook(name):
+        def record(module, inputs, output):
+            order.append(name)
+            if name in keep:
+                outputs[name] = output.detach().clone()  # clone: an in-place ReLU may follow
+        return record
+
+    handles = [module.register_forward_hook(hook(name)) for name, module in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            x = torch.rand(1, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0))
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits, order, outputs
+
+
 @pytest.mark.parametrize("name", available_models())
-def test_every_spec_names_layers_that_exist(name):
-    spec = model_spec(name)
-    if name in TORCHVISION_MODELS:
-        net = torchvision.models.get_model(name, weights=None, **({"aux_logits": False, "init_weights": False}
-                                                                   if name == "googlenet" else {}))
-        model = ImageNetModel(net, (0.5,) * 3, (0.5,) * 3, class_names=imagenet_classes())
-    else:
-        model = load_model(name)  # the offline ones: lite0 and the shapes CNN
-    for layer in [*spec.layers, spec.cam_layer, spec.classifier]:
-        get_layer(model, layer)
-    classifier = get_layer(model, spec.classifier)
-    assert isinstance(classifier, (torch.nn.Linear, torch.nn.Conv2d))
-    with torch.no_grad():
-        out = model(torch.rand(1, 3, spec.input_size, spec.input_size))
-    assert out.shape[1] == (10 if name == "shapes_cnn" else 1000)
+def test_every_spec_matches_its_architecture(name):
+    model = load_model(name, pretrained=False)  # random weights: works offline for every model
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+    names = [*model.layer_names, model.cam_layer, model.classifier]
+    for layer in names:
+        get_layer(model, layer)  # exists, or a KeyError that names it
+    logits, order, out = forward_trace(model, keep=set(names))
+    assert logits.shape == (1, len(model.class_names))
+
+    # The layers to inspect each run once, early to deep.
+    assert all(order.count(layer) == 1 for layer in names)
+    positions = [order.index(layer) for layer in model.layer_names]
+    assert positions == sorted(positions)
+    if name != "shapes_cnn":  # the ImageNet models list rectified maps (the shapes CNN lists every layer)
+        assert all(out[layer].min() >= 0 for layer in model.layer_names)
+
+    # The CAM layer: a rectified map with a spatial extent, and no convolution after it
+    # except the classifier itself (squeezenet's classifier is a 1x1 convolution).
+    cam = out[model.cam_layer]
+    assert cam.dim() == 4 and min(cam.shape[2:]) > 1 and cam.min() >= 0
+    modules = dict(model.named_modules())
+    convs_after = [n for n in order[order.index(model.cam_layer) + 1:] if isinstance(modules[n], torch.nn.Conv2d)]
+    assert convs_after in ([], [model.classifier])
+
+    # The classifier: the last module with weights of its own to run.
+    with_weights = [n for n in order if next(modules[n].parameters(recurse=False), None) is not None]
+    assert with_weights[-1] == model.classifier
+    classifier = modules[model.classifier]
+    if isinstance(classifier, torch.nn.Linear) and classifier.in_features == cam.shape[1]:
+        # global average pooling then one linear layer (CAM's premise): the logits are the
+        # classifier applied to the mean of the CAM layer's map.
+        torch.testing.assert_close(classifier(cam.mean((2, 3))), logits)
 
 
-def test_loaded_models_carry_their_spec():
-    for name in ("efficientnet_lite0", "shapes_cnn"):
-        model, spec = load_model(name), model_spec(name)
-        assert (model.layer_names, model.cam_layer, model.classifier, model.input_size) == \
-            (list(spec.layers), spec.cam_layer, spec.classifier, spec.input_size)
-    from cs231n_vis.shapes import ShapesCNN
-    assert ShapesCNN.cam_layer == model_spec("shapes_cnn").cam_layer  # a bare ShapesCNN agrees
+def test_the_torchvision_list_is_the_tables_torchvision_rows():
+    assert set(available_models()) - set(TORCHVISION_MODELS) == {"efficientnet_lite0", "shapes_cnn"}
+    assert set(TORCHVISION_MODELS) <= set(available_models())
+    for name in TORCHVISION_MODELS:  # load_model checks the file against the hash prefix in its name
+        assert torch.hub.HASH_REGEX.search(torchvision.models.get_model_weights(name).DEFAULT.url)
 
 
 def test_imagenet_class_names_come_from_the_public_metadata():
