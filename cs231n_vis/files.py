@@ -9,6 +9,7 @@ result gets ordinary permissions (0644 under the usual umask), not the 0600 of
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -46,3 +47,12 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically."""
     with atomic_open(path, "w" if isinstance(data, str) else "wb") as file:
         file.write(data)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB chunks (checkpoints are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

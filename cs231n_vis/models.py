@@ -21,7 +21,6 @@ model every notebook uses.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import urllib.error
@@ -34,6 +33,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .files import sha256_of
 
 MODEL_ENV_VAR = "CS231N_VIS_MODEL"
 OFFLINE_ENV_VAR = "CS231N_VIS_OFFLINE"
@@ -325,7 +326,7 @@ def _checkpoint(name: str, url: str) -> Path:
     path = Path(torch.hub.get_dir()) / "checkpoints" / filename
     prefix = torch.hub.HASH_REGEX.search(filename).group(1)
     if path.exists():
-        digest = _sha256(path)
+        digest = sha256_of(path)
         if not digest.startswith(prefix):
             raise ModelUnavailableError(
                 f"The cached weights of {name!r} at {path} are corrupt or a different file: their "
@@ -340,14 +341,6 @@ def _checkpoint(name: str, url: str) -> Path:
     except (urllib.error.URLError, OSError, RuntimeError) as exc:  # RuntimeError: a wrong hash
         raise _unavailable(name, path, reason=f"the download failed ({exc})") from None
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unavailable(name: str, cached: Path, reason: str) -> ModelUnavailableError:

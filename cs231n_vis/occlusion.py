@@ -112,12 +112,6 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return param.device if param is not None else fallback
 
 
-def _forward_scores(model, images, target, score, batch_size, device) -> torch.Tensor:
-    """The target scores of ``images`` (n, ...) in batches, without a progress bar."""
-    out = [model(images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
-    return _scores(torch.cat(out), target.to(device), score)
-
-
 def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *,
               window: int | tuple[int, int] = 32, stride: int | tuple[int, int] = 16,
               fill: str | float = "grey", mean=None, blur_sigma: float = 8.0,

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from cs231n_vis.files import atomic_open
+from cs231n_vis.files import atomic_open, sha256_of
 from cs231n_vis.models import TORCHVISION_MODELS as MODELS  # the one list of supported models
 CHUNK = 1 << 20  # bytes read and hashed at a time
 
@@ -40,14 +40,6 @@ def weights_file(name: str) -> tuple[str, str]:
 def default_cache_dir() -> Path:
     """The folder torchvision's weights API loads checkpoints from (honours $TORCH_HOME)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(url: str, file, timeout: float) -> str:

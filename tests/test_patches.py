@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 from cs231n_vis import models, shapes
 from cs231n_vis.hooks import frozen, override_rectifiers, record
