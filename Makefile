@@ -35,8 +35,9 @@ nbval: $(VENV)/.installed-test
 	$(SECOND_PROFILE) $(BIN)/python -m pytest $(NBVAL) notebooks
 
 # Re-execute the notebooks in place: refreshes their stored outputs (nbval's baseline).
+# `make notebooks ONLY="06 07"` re-executes just those.
 notebooks: $(VENV)/.installed
-	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html --inplace
+	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html --inplace $(if $(ONLY),--only $(ONLY))
 
 # Every script in benchmarks/ prints ratios against a reference measured in the same run.
 benchmark: $(VENV)/.installed-test

@@ -1,6 +1,6 @@
 """Execute the course's notebooks and write them as an HTML site.
 
-    python -m cs231n_vis.course [--notebooks notebooks] [--out build/html] [--inplace]
+    python -m cs231n_vis.course [--notebooks notebooks] [--out build/html] [--inplace] [--only 06 07]
 
 Each notebook runs top to bottom in a fresh kernel, in order, from the
 notebooks folder. The executed copies go to ``--out`` as HTML, with an
@@ -62,11 +62,22 @@ def index_page(entries: list[tuple[str, str]]) -> str:
 """
 
 
-def build(notebooks: Path, out: Path, inplace: bool = False) -> list[tuple[str, str, float]]:
-    """Execute every notebook in ``notebooks`` in order; write HTML pages and the index."""
+def build(notebooks: Path, out: Path, inplace: bool = False,
+          only: list[str] | None = None) -> list[tuple[str, str, float]]:
+    """Execute every notebook in ``notebooks`` in order; write HTML pages and the index.
+
+    ``only``: notebook numbers ("06") or names; then just those are executed (the
+    index is written only for a full build, so that it never lists a partial course).
+    """
     paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {notebooks}.")
+    if only:
+        chosen = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
+        if not chosen:
+            raise FileNotFoundError(f"No notebook matches {only} in {notebooks}; "
+                                    f"there are {[p.name for p in paths]}.")
+        paths = chosen
     out.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter()
     done = []
@@ -80,7 +91,8 @@ def build(notebooks: Path, out: Path, inplace: bool = False) -> list[tuple[str, 
         write_atomic(out / f"{path.stem}.html", body)
         done.append((f"{path.stem}.html", notebook_title(nb, path.stem), seconds))
         print(f"{path.name}: executed in {seconds:.1f} s", flush=True)
-    write_atomic(out / "index.html", index_page([(href, title) for href, title, _ in done]))
+    if not only:
+        write_atomic(out / "index.html", index_page([(href, title) for href, title, _ in done]))
     return done
 
 
@@ -89,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     parser.add_argument("--out", type=Path, default=Path("build/html"))
     parser.add_argument("--inplace", action="store_true", help="also save the executed notebooks over the sources")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="execute just these notebooks (numbers or names)")
     args = parser.parse_args(argv)
-    done = build(args.notebooks, args.out, inplace=args.inplace)
-    print(f"Wrote {len(done)} notebooks and {args.out / 'index.html'}")
+    done = build(args.notebooks, args.out, inplace=args.inplace, only=args.only)
+    print(f"Wrote {len(done)} notebooks" + ("" if args.only else f" and {args.out / 'index.html'}"))
     return 0
 
 

@@ -13,6 +13,7 @@ Conventions used throughout the course:
 """
 
 import io
+import math
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -201,6 +202,25 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
         )
     image = tensor.detach().cpu().float().clamp(0, 1).permute(1, 2, 0)
     return image.contiguous().numpy()
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A separable Gaussian blur of (N, C, H, W) with std ``sigma`` pixels (reflected borders).
+
+    Differentiable; used for occlusion's blurred fill (notebook 05) and the periodic
+    blur of image optimization (notebook 08).
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be a positive number of pixels; got {sigma!r}.")
+    radius = max(1, math.ceil(3 * sigma))
+    radius = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == is ambiguous

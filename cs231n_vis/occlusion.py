@@ -18,8 +18,6 @@ Zeiler & Fergus, *Visualizing and Understanding Convolutional Networks*, arXiv:1
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,6 +25,7 @@ from torch import nn
 
 from .attribution import DEFAULT_BATCH_SIZE, Target, batched, check_images, resolve_target
 from .hooks import frozen
+from .images import gaussian_blur
 
 FILLS = ("grey", "zero", "blur", "mean")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the ImageNet training set's mean colour, RGB in [0, 1]
@@ -55,19 +54,6 @@ def window_grid(size: tuple[int, int], window: int | tuple[int, int], stride: in
     if wh > height or ww > width:
         raise ValueError(f"window {(wh, ww)} is larger than the images {(height, width)}.")
     return list(range(0, height - wh + 1, sh)), list(range(0, width - ww + 1, sw))
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """A separable Gaussian blur of (N, C, H, W) with std ``sigma`` pixels (reflected borders)."""
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)
-    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def fill_images(images: torch.Tensor, fill: str | float = "grey", *, mean=None,
