@@ -10,7 +10,7 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize
 # floating-point order fails here, not on a student's laptop (DESIGN.md §5).
 SECOND_PROFILE := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 
-.PHONY: course test unit nbval notebooks benchmark clean
+.PHONY: course test unit nbval notebooks student benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ nbval: $(VENV)/.installed-test
 # `make notebooks ONLY="06 07"` re-executes just those.
 notebooks: $(VENV)/.installed
 	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --out build/html --inplace $(if $(ONLY),--only $(ONLY))
+
+# The student edition: solutions replaced by stubs, mark schemes by "YOUR ANSWER HERE", outputs
+# cleared, check cells locked (nbgrader's preprocessors; no course database needed).
+student: $(VENV)/.installed
+	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --student build/student
 
 # Every script in benchmarks/ prints ratios against a reference measured in the same run.
 benchmark: $(VENV)/.installed-test

@@ -1,6 +1,7 @@
 """Execute the course's notebooks and write them as an HTML site.
 
     python -m cs231n_vis.course [--notebooks notebooks] [--out build/html] [--inplace] [--only 06 07]
+    python -m cs231n_vis.course --student build/student     # the student edition (nbgrader)
 
 Each notebook runs top to bottom in a fresh kernel, in order, from the
 notebooks folder. The executed copies go to ``--out`` as HTML, with an
@@ -96,13 +97,57 @@ def build(notebooks: Path, out: Path, inplace: bool = False,
     return done
 
 
+# nbgrader's `generate_assignment` pipeline without its course database (SaveCells) and
+# without the header/footer and autotest steps, which are no-ops for these notebooks:
+# a teacher who runs `nbgrader generate_assignment` gets the same student notebooks.
+STUDENT_PREPROCESSORS = ("LockCells", "ClearSolutions", "ClearOutput", "CheckCellMetadata",
+                         "ComputeChecksums", "ClearHiddenTests", "ClearMarkScheme",
+                         "ComputeChecksums", "CheckCellMetadata")
+
+
+def student_edition(notebooks: Path, out: Path) -> list[Path]:
+    """Write the student edition of every notebook to ``out`` and return the paths.
+
+    The solution notebooks are the single source: nbgrader's own preprocessors replace
+    each ``### BEGIN SOLUTION … ### END SOLUTION`` region by a stub that raises
+    ``NotImplementedError``, each written answer (a mark scheme) by "YOUR ANSWER HERE",
+    clear every output and lock the check cells. The run metadata and widget state of
+    the solution edition are dropped. Nothing is half-written: each file is written
+    atomically, after every notebook has been converted.
+    """
+    import nbgrader.preprocessors as nbp
+
+    paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {notebooks}.")
+    converted = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        resources: dict = {}
+        for name in STUDENT_PREPROCESSORS:
+            nb, resources = getattr(nbp, name)().preprocess(nb, resources)
+        nb.metadata.pop("cs231n_vis", None)
+        nb.metadata.pop("widgets", None)
+        converted.append((out / path.name, nbformat.writes(nb) + "\n"))
+    out.mkdir(parents=True, exist_ok=True)
+    for target, text in converted:
+        write_atomic(target, text)
+    return [target for target, _ in converted]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
     parser.add_argument("--out", type=Path, default=Path("build/html"))
     parser.add_argument("--inplace", action="store_true", help="also save the executed notebooks over the sources")
     parser.add_argument("--only", nargs="+", metavar="NN", help="execute just these notebooks (numbers or names)")
+    parser.add_argument("--student", type=Path, metavar="DIR",
+                        help="write the student edition (solutions and outputs cleared) to DIR; executes nothing")
     args = parser.parse_args(argv)
+    if args.student:
+        written = student_edition(args.notebooks, args.student)
+        print(f"Wrote the student edition of {len(written)} notebooks to {args.student}")
+        return 0
     done = build(args.notebooks, args.out, inplace=args.inplace, only=args.only)
     print(f"Wrote {len(done)} notebooks" + ("" if args.only else f" and {args.out / 'index.html'}"))
     return 0
