@@ -8,12 +8,20 @@ notebooks folder. The executed copies go to ``--out`` as HTML, with an
 ``index.html`` that links them; the notebooks themselves are left untouched
 unless ``--inplace`` is given (that is how their stored outputs, the nbval
 baseline, are refreshed).
+
+The site works with no network: equations are typeset by a MathJax copied into
+the site (from the ``jupyter-server-mathjax`` package), every widget is drawn as a
+static view of its last state, solutions and mark schemes are folded behind a
+"show" control, and nothing is loaded from a CDN.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import html
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,8 +30,15 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+from . import __version__
 from .files import write_atomic
+from .models import default_model_name
 from .notebook import versions
+
+TEMPLATES = Path(__file__).parent / "templates"
+MATHJAX = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # relative to the site
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def notebook_title(nb: nbformat.NotebookNode, fallback: str) -> str:
@@ -45,18 +60,127 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     return nb
 
 
-def index_page(entries: list[tuple[str, str]]) -> str:
-    """An HTML page linking each (file name, title), in order."""
-    items = "\n".join(f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>'
-                      for href, title in entries)
+def summary(nb: nbformat.NotebookNode) -> str:
+    """The first sentence of the notebook's introduction (the text under its title)."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            body = " ".join(line for line in cell.source.splitlines()[1:] if line.strip())
+            body = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", body)  # [text](link) → text
+            body = re.sub(r"[*_`]", "", body)
+            match = re.match(r"(.+?[.?!])(\s|$)", body)
+            return (match.group(1) if match else body).strip()
+    return ""
+
+
+def static_widgets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` in which every widget output is static HTML of its saved state.
+
+    A live widget needs a kernel and the widget manager from a CDN; the course's pages have
+    neither, so each widget is drawn as it was left: images as images, labels and HTML as
+    text, controls as "description: value", boxes as boxes. The widget state is dropped.
+    """
+    nb = copy.deepcopy(nb)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is None:
+                continue
+            body = _widget_html(state, view.get("model_id"))
+            output["data"] = {"text/html": (
+                '<div class="static-widget">' + body + '<div class="note">A static view of the '
+                "widget as it was saved; run the notebook to use the controls.</div></div>")}
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def _widget_html(state: dict, model_id: str | None) -> str:
+    entry = state.get(model_id or "")
+    if entry is None:
+        return "<p>(widget state not saved)</p>"
+    name, values = entry.get("model_name", ""), entry.get("state", {})
+    if name in ("VBoxModel", "HBoxModel", "BoxModel", "GridBoxModel"):
+        direction = "row" if name == "HBoxModel" else "column"
+        children = "".join(_widget_html(state, ref.removeprefix("IPY_MODEL_"))
+                           for ref in values.get("children", []))
+        return f'<div style="display:flex;flex-direction:{direction};gap:0.4em">{children}</div>'
+    if name == "ImageModel":
+        data = next((b["data"] for b in entry.get("buffers", []) if b.get("path") == ["value"]), None)
+        if data is None:
+            return ""
+        width = values.get("width") or ""
+        size = f' width="{html.escape(str(width))}"' if width else ""
+        return f'<img src="data:image/{values.get("format", "png")};base64,{data}"{size} alt="widget image">'
+    if name == "HTMLModel":
+        return f"<div>{values.get('value', '')}</div>"
+    if name in ("LabelModel", "TextModel", "TextareaModel"):
+        return f"<div>{html.escape(str(values.get('value', '')))}</div>"
+    if "value" in values or "index" in values:
+        value = values.get("value")
+        if value is None and "_options_labels" in values and values.get("index") is not None:
+            value = values["_options_labels"][values["index"]]
+        label = values.get("description") or name.removesuffix("Model")
+        return (f'<span class="control">{html.escape(str(label))}: '
+                f"<b>{html.escape(str(value))}</b></span>")
+    return ""
+
+
+def exporter() -> HTMLExporter:
+    """nbconvert's HTML exporter with the course template and the site's own MathJax."""
+    return HTMLExporter(template_name="course", extra_template_basedirs=[str(TEMPLATES)],
+                        mathjax_url=MATHJAX)
+
+
+def copy_mathjax(out: Path) -> None:
+    """MathJax 2.7 from the ``jupyter-server-mathjax`` package, into ``out/mathjax``."""
+    import jupyter_server_mathjax
+
+    source = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (out / "mathjax" / "MathJax.js").exists():
+        shutil.copytree(source, out / "mathjax", dirs_exist_ok=True)
+
+
+def page(nb: nbformat.NotebookNode, previous: str | None, following: str | None) -> str:
+    """One notebook as a page of the site."""
+    resources = {"course_nav": {"previous": previous, "next": following}}
+    body, _ = exporter().from_notebook_node(static_widgets(nb), resources=resources)
+    return body
+
+
+def index_page(entries: list[dict], *, model: str, version: str) -> str:
+    """The course's front page: each entry has ``href``, ``title``, ``summary`` and ``seconds``."""
+    rows = "\n".join(
+        f'    <li><a href="{html.escape(e["href"])}">{html.escape(e["title"])}</a>'
+        f'<span class="time">{e["seconds"]:.0f} s</span>'
+        f'<p>{html.escape(e["summary"])}</p></li>' for e in entries)
+    total = sum(e["seconds"] for e in entries)
     return f"""<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>cs231n-vis: what ConvNets learn</title></head>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>cs231n-vis: what ConvNets learn</title>
+<style>
+  body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 52em;
+          margin: 2em auto; padding: 0 1em; line-height: 1.5; color: #222; }}
+  h1 {{ margin-bottom: 0.2em; }}
+  .meta {{ color: #555; font-size: 0.95em; }}
+  ol {{ padding-left: 1.4em; }}
+  li {{ margin: 0.9em 0; }}
+  li a {{ font-weight: 600; font-size: 1.08em; }}
+  li p {{ margin: 0.2em 0 0 0; color: #333; }}
+  .time {{ color: #777; font-size: 0.85em; margin-left: 0.8em; }}
+</style>
+</head>
 <body>
   <h1>cs231n-vis: what ConvNets learn</h1>
-  <p>The course's notebooks, executed on the embedded default model. Read them in order.</p>
+  <p>Ten notebooks on what convolutional networks learn and how to look inside them,
+  executed on the model <code>{html.escape(model)}</code> with the course package
+  <code>cs231n_vis {html.escape(version)}</code>. Read them in order; each page shows the code, its
+  output and the exercises (solutions fold out under "Show the solution").</p>
+  <p class="meta">Run time of each notebook when this site was built: {total:.0f} s in all.</p>
   <ol>
-{items}
+{rows}
   </ol>
 </body>
 </html>
@@ -64,15 +188,17 @@ def index_page(entries: list[tuple[str, str]]) -> str:
 
 
 def build(notebooks: Path, out: Path, inplace: bool = False,
-          only: list[str] | None = None) -> list[tuple[str, str, float]]:
+          only: list[str] | None = None) -> list[dict]:
     """Execute every notebook in ``notebooks`` in order; write HTML pages and the index.
 
     ``only``: notebook numbers ("06") or names; then just those are executed (the
     index is written only for a full build, so that it never lists a partial course).
+    Prints one progress line per notebook.
     """
     paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {notebooks}.")
+    names = [f"{p.stem}.html" for p in paths]
     if only:
         chosen = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
         if not chosen:
@@ -80,20 +206,23 @@ def build(notebooks: Path, out: Path, inplace: bool = False,
                                     f"there are {[p.name for p in paths]}.")
         paths = chosen
     out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter()
+    copy_mathjax(out)
     done = []
-    for path in paths:
+    for k, path in enumerate(paths, 1):
+        print(f"[{k}/{len(paths)}] {path.name}: running ...", flush=True)
         start = time.perf_counter()
         nb = execute(path)
         seconds = time.perf_counter() - start
         if inplace:
             write_atomic(path, nbformat.writes(nb) + "\n")
-        body, _ = exporter.from_notebook_node(nb)
-        write_atomic(out / f"{path.stem}.html", body)
-        done.append((f"{path.stem}.html", notebook_title(nb, path.stem), seconds))
-        print(f"{path.name}: executed in {seconds:.1f} s", flush=True)
+        i = names.index(f"{path.stem}.html")
+        previous, following = names[i - 1] if i else None, names[i + 1] if i + 1 < len(names) else None
+        write_atomic(out / names[i], page(nb, previous, following))
+        done.append({"href": names[i], "title": notebook_title(nb, path.stem), "summary": summary(nb),
+                     "seconds": seconds})
+        print(f"[{k}/{len(paths)}] {path.name}: executed in {seconds:.1f} s", flush=True)
     if not only:
-        write_atomic(out / "index.html", index_page([(href, title) for href, title, _ in done]))
+        write_atomic(out / "index.html", index_page(done, model=default_model_name(), version=__version__))
     return done
 
 
