@@ -2,6 +2,7 @@
 
     python -m cs231n_vis.course [--notebooks notebooks] [--out build/html] [--inplace] [--only 06 07]
     python -m cs231n_vis.course --student build/student     # the student edition (nbgrader)
+    python -m cs231n_vis.course --badges                    # Colab/Binder badges from REPOSITORY
 
 Each notebook runs top to bottom in a fresh kernel, in order, from the
 notebooks folder. The executed copies go to ``--out`` as HTML, with an
@@ -35,6 +36,11 @@ from .files import write_atomic
 from .models import default_model_name
 from .notebook import versions
 
+# The course's public repository: the one place the Colab and Binder badges and the Colab
+# install line of every notebook are built from (`python -m cs231n_vis.course --badges`).
+REPOSITORY, BRANCH = "cs231n-vis/cs231n-vis", "main"
+BADGE_LINE = re.compile(r"^\[!\[Open In Colab\].*$", re.M)
+INSTALL_LINE = re.compile(r'^([ \t]*)%pip install -q "git\+https://github\.com/[^"]*"[ \t]*$', re.M)
 TEMPLATES = Path(__file__).parent / "templates"
 MATHJAX = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # relative to the site
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -60,11 +66,51 @@ def execute(path: Path, timeout: int = 600) -> nbformat.NotebookNode:
     return nb
 
 
+def badges(name: str) -> str:
+    """The "Open in Colab" and "launch Binder" badges of notebook ``name`` (one Markdown line)."""
+    colab = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/notebooks/{name}"
+    binder = f"https://mybinder.org/v2/gh/{REPOSITORY}/{BRANCH}?labpath=notebooks%2F{name}"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+            f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
+
+
+def install_command() -> str:
+    """What the setup cell runs on Colab: the package from the repository (Colab has torch)."""
+    return f'%pip install -q "git+https://github.com/{REPOSITORY}@{BRANCH}"'
+
+
+def set_badges(path: Path) -> bool:
+    """Write the badges under the title and the install line into the setup cell of ``path``.
+
+    Returns whether the file changed. Outputs are untouched (the lines are Markdown and a
+    branch that does not run outside Colab), so nbval's baseline stays valid.
+    """
+    nb = nbformat.read(path, as_version=4)
+    title = nb.cells[0]
+    line = badges(path.name)
+    if BADGE_LINE.search(title.source):
+        new_title = BADGE_LINE.sub(line, title.source, count=1)
+    else:
+        head, _, rest = title.source.partition("\n")
+        new_title = f"{head}\n\n{line}\n{rest}" if rest else f"{head}\n\n{line}"
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    if not INSTALL_LINE.search(setup.source):
+        raise ValueError(f"{path.name}: the setup cell has no '%pip install -q \"git+https://github.com/...\"' "
+                         f"line to update.")
+    new_setup = INSTALL_LINE.sub(lambda m: m.group(1) + install_command(), setup.source, count=1)
+    if (new_title, new_setup) == (title.source, setup.source):
+        return False
+    title.source, setup.source = new_title, new_setup
+    write_atomic(path, nbformat.writes(nb) + "\n")
+    return True
+
+
 def summary(nb: nbformat.NotebookNode) -> str:
     """The first sentence of the notebook's introduction (the text under its title)."""
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            body = " ".join(line for line in cell.source.splitlines()[1:] if line.strip())
+            body = " ".join(line for line in cell.source.splitlines()[1:]
+                            if line.strip() and not BADGE_LINE.match(line))
             body = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", body)  # [text](link) → text
             body = re.sub(r"[*_`]", "", body)
             match = re.match(r"(.+?[.?!])(\s|$)", body)
@@ -141,9 +187,13 @@ def copy_mathjax(out: Path) -> None:
 
 
 def page(nb: nbformat.NotebookNode, previous: str | None, following: str | None) -> str:
-    """One notebook as a page of the site."""
+    """One notebook as a page of the site (badges become text links: their images are online)."""
     resources = {"course_nav": {"previous": previous, "next": following}}
-    body, _ = exporter().from_notebook_node(static_widgets(nb), resources=resources)
+    nb = static_widgets(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]\(([^)]*)\)", r"[\1](\2)", cell.source)
+    body, _ = exporter().from_notebook_node(nb, resources=resources)
     return body
 
 
@@ -272,7 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NN", help="execute just these notebooks (numbers or names)")
     parser.add_argument("--student", type=Path, metavar="DIR",
                         help="write the student edition (solutions and outputs cleared) to DIR; executes nothing")
+    parser.add_argument("--badges", action="store_true",
+                        help="write the Colab/Binder badges and the Colab install line from REPOSITORY")
     args = parser.parse_args(argv)
+    if args.badges:
+        paths = sorted(args.notebooks.glob("[0-9][0-9]_*.ipynb"))
+        changed = [p.name for p in paths if set_badges(p)]
+        print(f"Badges for {REPOSITORY}@{BRANCH}: {len(changed)} of {len(paths)} notebooks updated")
+        return 0
     if args.student:
         written = student_edition(args.notebooks, args.student)
         print(f"Wrote the student edition of {len(written)} notebooks to {args.student}")
