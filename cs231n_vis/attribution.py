@@ -125,7 +125,8 @@ def _num_classes(model: nn.Module, images: torch.Tensor) -> int:
         return model(images[:1]).shape[1]
 
 
-def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None) -> torch.Tensor:
+def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None, *,
+                   check: bool = True) -> torch.Tensor:
     """d(score of the target class)/d(images): a tensor (N, 3, H, W) on the images' device.
 
     Args:
@@ -135,13 +136,17 @@ def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None
         images: (N, 3, H, W) float in [0, 1]; may require grad or not (they are
             detached: the result is a new tensor, no ``.grad`` is left anywhere).
         target: None (predicted class), an int, or N ints; see ``resolve_target``.
+        check: ``check_images(images)`` first (the default). ``False`` skips it, for
+            inputs that leave [0, 1] on purpose (SmoothGrad's noisy copies); the
+            caller has checked the clean images.
 
     The scores (logits, before softmax) of the selected classes are summed;
     as the images do not interact in eval mode, each image's gradient is the
     gradient of its own score. This is the saliency map of Simonyan et al.
     (arXiv:1312.6034) before taking absolute values.
     """
-    check_images(images)
+    if check:
+        check_images(images)
     x = images.detach().requires_grad_(True)
     with frozen(model), torch.enable_grad():
         logits = model(x)  # one forward pass: the predicted class comes from the same logits

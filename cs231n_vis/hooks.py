@@ -113,7 +113,7 @@ class Recording:
 
 @contextmanager
 def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = False,
-           keep_graph: bool = False) -> Iterator[Recording]:
+           keep_graph: bool = False, stop_backward: bool = False) -> Iterator[Recording]:
     """Record the outputs of ``layers`` during the forward passes inside the block.
 
     Args:
@@ -127,6 +127,13 @@ def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fals
         keep_graph: keep the recorded activations in the autograd graph, so a
             loss can be computed from them (feature inversion, DeepDream).
             By default they are detached.
+        stop_backward: (one layer, with ``gradients=True``) the autograd graph
+            *starts* at the layer: its output is detached into a leaf that
+            requires grad, and the network continues with a copy of it (so an
+            in-place op after the layer cannot touch it). The input need not
+            require grad, nothing before the layer is recorded for backward, and
+            ``backward()`` stops at the layer (Grad-CAM needs gradients there
+            only; Captum's layer attributions do the same).
 
     Yields a ``Recording`` with ``activations[name]`` (N, ...), ``gradients[name]``
     (same shape) and ``calls[name]``, the number of times the layer ran in the
@@ -140,6 +147,10 @@ def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fals
     Every hook is removed on exit, also when the block raises.
     """
     names = layer_list(layers)
+    if stop_backward and (not gradients or len(names) != 1):
+        raise ValueError(f"stop_backward=True needs gradients=True and one layer (a cut at one layer "
+                         f"would hide the gradients of the layers before it); got gradients="
+                         f"{gradients} and layers {names}.")
     modules = {name: get_layer(model, name) for name in names}
     rec = Recording(names, gradients)
     latest = {name: 0 for name in names}  # a number for each call, never reset
@@ -155,6 +166,11 @@ def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fals
                                 f"record one of its submodules instead.")
             rec.calls[name] += 1
             latest[name] += 1
+            if stop_backward:
+                if not torch.is_grad_enabled():
+                    raise RuntimeError(_no_grad_message(name))
+                leaf = output.detach().requires_grad_(True)
+                output, continued = leaf, leaf.clone()
             rec.activations[name] = output.clone() if keep_graph else output.detach().clone()
             if gradients:
                 if not output.requires_grad:
@@ -171,6 +187,8 @@ def record(model: nn.Module, layers: str | Iterable[str], gradients: bool = Fals
                     if call == latest[name]:
                         rec.gradients[name] = grad.detach().clone()
                 output.register_hook(save_grad)
+            if stop_backward:
+                return continued
         return hook
 
     handles = []
