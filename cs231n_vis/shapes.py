@@ -289,6 +289,31 @@ def make_shapes(n: int, seed: int, size: int = 64, distractors: int = 0) -> Shap
     )
 
 
+def object_keypoints(n: int, seed: int, size: int = 64) -> list[np.ndarray]:
+    """The vertices of each main object of ``make_shapes(n, seed, size)``, in pixel coordinates.
+
+    One float array (K, 2) of (x, y) per image, (0, 0) being the image's top-left corner
+    (as PIL draws): the vertices of the shape's filled polygon(s) in their fixed order,
+    rotated, scaled and shifted exactly as drawn, so vertex k of two images of one class
+    is the same point of the shape (corresponding points; symmetric shapes such as the
+    square have several equally valid correspondences). It replays ``make_shapes``'s
+    object random stream; the distractors do not change it.
+    """
+    _, rng_obj, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
+    labels = rng_obj.integers(0, len(CLASSES), size=n)
+    angles = rng_obj.uniform(0, 2 * np.pi, size=n)
+    scales = rng_obj.uniform(*SCALE_RANGE, size=n) * size
+    where = rng_obj.random(size=(n, 2))
+    points = []
+    for i in range(n):
+        c, s = np.cos(angles[i]), np.sin(angles[i])
+        rotation = np.array([[c, -s], [s, c]])
+        filled = np.concatenate([p for p, fill in _SHAPES[CLASSES[labels[i]]] if fill]) @ rotation.T * scales[i]
+        low, high = 1 - filled.min(0), size - 2 - filled.max(0)
+        points.append(filled + low + where[i] * (high - low))
+    return points
+
+
 def dilate(masks: torch.Tensor, pixels: int) -> torch.Tensor:
     """Grow bool masks (N, H, W) by ``pixels`` in every direction (a square structuring element)."""
     grown = nn.functional.max_pool2d(masks[:, None].float(), 2 * pixels + 1, stride=1, padding=pixels)
