@@ -19,8 +19,10 @@ image, the same for every method. Prints, in one run:
   with ``internal_batch_size`` 8, 16 and 64, and against its best (<= 1.0).
 
 Times are medians over ``--repeats`` interleaved rounds (one run of each candidate
-per round, so a change in the machine's load hits all alike) after a warm-up;
-only the ratios mean anything on another machine.
+per round, so a change in the machine's load hits all alike) after a warm-up; the
+ratios of the fastest rounds are printed too (on a shared, loaded machine the minimum
+is the steadier estimate of a method's own cost). Only the ratios mean anything on
+another machine. ``--only gradcam saliency ig`` runs a part.
 """
 
 from __future__ import annotations
@@ -37,8 +39,14 @@ from cs231n_vis.hooks import get_layer
 from cs231n_vis.models import default_model_name, load_model
 
 
-def timed(candidates: dict, repeats: int) -> dict:
-    """Median seconds of each candidate over ``repeats`` interleaved rounds, after a warm-up."""
+class Times(dict):
+    """Median seconds per candidate; ``.fastest`` holds the minimum over the rounds."""
+
+    fastest: dict
+
+
+def timed(candidates: dict, repeats: int) -> Times:
+    """Seconds of each candidate over ``repeats`` interleaved rounds, after a warm-up."""
     times = {key: [] for key in candidates}
     for fn in candidates.values():
         fn()
@@ -47,11 +55,18 @@ def timed(candidates: dict, repeats: int) -> dict:
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
-    return {key: statistics.median(t) for key, t in times.items()}
+    result = Times({key: statistics.median(t) for key, t in times.items()})
+    result.fastest = {key: min(t) for key, t in times.items()}
+    return result
 
 
-def verdict(ratio: float, target: float) -> str:
-    return f"{ratio:.2f}  (target <= {target:.2f}: {'met' if ratio <= target else 'MISSED'})"
+def ratio(t: Times, a: str, b: str, target: float | None = None) -> str:
+    """``a / b`` from the medians, and from the fastest rounds; with the verdict on the medians."""
+    med, low = t[a] / t[b], t.fastest[a] / t.fastest[b]
+    text = f"{med:.2f} (fastest rounds: {low:.2f})"
+    if target is not None:
+        text += f"  target <= {target:.2f}: {'met' if med <= target else 'MISSED'}"
+    return text
 
 
 def main() -> None:
@@ -61,6 +76,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ig-steps", type=int, default=16)
     parser.add_argument("--ig-repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=["gradcam", "saliency", "ig"],
+                        default=["gradcam", "saliency", "ig"])
     args = parser.parse_args()
 
     model = load_model(args.model)  # eval mode, parameters frozen
@@ -69,80 +86,94 @@ def main() -> None:
     with torch.no_grad():
         target = model(x).argmax(1)
     print(f"{args.model}, batch {args.batch} at {size}x{size}, Grad-CAM layer {layer}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if "gradcam" in args.only or "saliency" in args.only:
+        gradients(model, x, target, layer, args)
+    if "ig" in args.only:
+        integrated(model, x, target, args)
+
+
+def gradients(model, x, target, layer, args) -> None:
+    """Grad-CAM, the gradient and guided backprop against a bare forward+backward and the libraries."""
+    b = args.batch
 
     def bare():  # the reference: one forward pass and a backward pass to the input
         z = x.clone().requires_grad_(True)
         torch.autograd.grad(model(z).gather(1, target[:, None]).sum(), z)
 
-    b = args.batch
-    candidates = {
-        "bare": bare,
-        "grad_cam": lambda: cam.grad_cam(model, x, target, layer=layer, batch_size=b),
-        "gradient": lambda: saliency.gradient(model, x, target, batch_size=b),
-        "guided": lambda: saliency.guided_backprop(model, x, target, batch_size=b),
-    }
+    candidates, cleanup = {"bare": bare}, []
+    if "gradcam" in args.only:
+        candidates["grad_cam"] = lambda: cam.grad_cam(model, x, target, layer=layer, batch_size=b)
+    if "saliency" in args.only:
+        candidates["gradient"] = lambda: saliency.gradient(model, x, target, batch_size=b)
+        candidates["guided"] = lambda: saliency.guided_backprop(model, x, target, batch_size=b)
     try:
         from captum.attr import LayerGradCam, Saliency
     except ImportError:
         print("captum is not installed: no comparison with Captum")
     else:
         lgc, sal = LayerGradCam(model, get_layer(model, layer)), Saliency(model)
-        candidates["captum_grad_cam"] = lambda: lgc.attribute(x, target=target, relu_attributions=True)
-        candidates["captum_saliency"] = lambda: sal.attribute(x, target=target, abs=False)
+        if "gradcam" in args.only:
+            candidates["captum_grad_cam"] = lambda: lgc.attribute(x, target=target, relu_attributions=True)
+        if "saliency" in args.only:
+            candidates["captum_saliency"] = lambda: sal.attribute(x, target=target, abs=False)
     try:
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     except ImportError:
         print("pytorch-grad-cam (pip install grad-cam) is not installed: no comparison with it")
     else:
-        targets = [ClassifierOutputTarget(int(t)) for t in target]
-        trainable = copy.deepcopy(model).requires_grad_(True)
-        pgc_trainable = GradCAM(model=trainable, target_layers=[get_layer(trainable, layer)])
-        pgc_frozen = GradCAM(model=model, target_layers=[get_layer(model, layer)])
-        candidates["pgc_trainable"] = lambda: (pgc_trainable(input_tensor=x, targets=targets),
-                                               trainable.zero_grad(set_to_none=True))
-        candidates["pgc_frozen"] = lambda: pgc_frozen(input_tensor=x.clone().requires_grad_(True),
-                                                      targets=targets)
+        if "gradcam" in args.only:
+            targets = [ClassifierOutputTarget(int(t)) for t in target]
+            trainable = copy.deepcopy(model).requires_grad_(True)  # as its README uses it
+            pgc_trainable = GradCAM(model=trainable, target_layers=[get_layer(trainable, layer)])
+            pgc_frozen = GradCAM(model=model, target_layers=[get_layer(model, layer)])
+            candidates["pgc_trainable"] = lambda: (pgc_trainable(input_tensor=x, targets=targets),
+                                                   trainable.zero_grad(set_to_none=True))
+            candidates["pgc_frozen"] = lambda: pgc_frozen(input_tensor=x.clone().requires_grad_(True),
+                                                          targets=targets)
+            cleanup = [pgc_trainable, pgc_frozen]
     t = timed(candidates, args.repeats)
-    if "pgc_frozen" in t:
-        pgc_frozen.activations_and_grads.release()
-        pgc_trainable.activations_and_grads.release()
+    for explainer in cleanup:
+        explainer.activations_and_grads.release()
 
     print("median times: " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in t.items()))
-    print(f"Grad-CAM        ours / bare forward+backward: {verdict(t['grad_cam'] / t['bare'], 0.5)}")
+    if "grad_cam" in t:
+        print(f"Grad-CAM        ours / bare forward+backward: {ratio(t, 'grad_cam', 'bare', 0.5)}")
     if "captum_grad_cam" in t:
-        print(f"Grad-CAM        ours / Captum LayerGradCam:   {verdict(t['grad_cam'] / t['captum_grad_cam'], 1.05)}")
+        print(f"Grad-CAM        ours / Captum LayerGradCam:   {ratio(t, 'grad_cam', 'captum_grad_cam', 1.05)}")
     if "pgc_frozen" in t:
-        best = min(t["pgc_trainable"], t["pgc_frozen"])
-        print(f"Grad-CAM        ours / pytorch-grad-cam:      {t['grad_cam'] / best:.2f}  (its best set-up; "
-              f"trainable parameters {t['pgc_trainable'] / t['bare']:.2f}x bare, frozen + input grad "
-              f"{t['pgc_frozen'] / t['bare']:.2f}x bare)")
-    print(f"gradient        ours / bare forward+backward: {verdict(t['gradient'] / t['bare'], 1.05)}")
+        best = min(("pgc_trainable", "pgc_frozen"), key=t.get)
+        print(f"Grad-CAM        ours / pytorch-grad-cam:      {ratio(t, 'grad_cam', best)}  (its best set-up, "
+              f"{best}; trainable parameters {t['pgc_trainable'] / t['bare']:.2f}x bare, frozen + input "
+              f"grad {t['pgc_frozen'] / t['bare']:.2f}x bare)")
+    if "gradient" in t:
+        print(f"gradient        ours / bare forward+backward: {ratio(t, 'gradient', 'bare', 1.05)}")
+        print(f"guided backprop ours / bare forward+backward: {ratio(t, 'guided', 'bare', 1.05)}")
     if "captum_saliency" in t:
-        print(f"gradient        ours / Captum Saliency:       {t['gradient'] / t['captum_saliency']:.2f}")
-    print(f"guided backprop ours / bare forward+backward: {verdict(t['guided'] / t['bare'], 1.05)}")
+        print(f"gradient        ours / Captum Saliency:       {ratio(t, 'gradient', 'captum_saliency')}")
 
+
+def integrated(model, x, target, args) -> None:
+    """Integrated gradients: ours against Captum's at equal n_steps, for three internal batch sizes."""
     steps = args.ig_steps
     ig = {"ours": lambda: saliency.integrated_gradients(model, x, target, steps=steps)}
     try:
         from captum.attr import IntegratedGradients
     except ImportError:
-        pass
-    else:
-        explainer = IntegratedGradients(model)
-        for ibs in (8, 16, 64):
-            ig[f"captum_{ibs}"] = (lambda n=ibs: explainer.attribute(
-                x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
-                method="riemann_middle", internal_batch_size=n))
-    t_ig = timed(ig, args.ig_repeats)
-    print(f"integrated gradients, {steps} steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in t_ig.items()))
-    captum = {k: v for k, v in t_ig.items() if k.startswith("captum")}
-    if captum:
-        best = min(captum, key=captum.get)
-        print(f"IG              ours / Captum's best ({best}): {verdict(t_ig['ours'] / captum[best], 1.0)}")
-        print("IG              ours / Captum by internal_batch_size: "
-              + ", ".join(f"{k.split('_')[1]}: {t_ig['ours'] / v:.2f}" for k, v in captum.items()))
+        print("captum is not installed: no comparison with Captum")
+        return
+    explainer = IntegratedGradients(model)
+    for ibs in (8, 16, 64):
+        ig[f"captum_{ibs}"] = (lambda n=ibs: explainer.attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
+            method="riemann_middle", internal_batch_size=n))
+    t = timed(ig, args.ig_repeats)
+    print(f"integrated gradients, {steps} steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
+    best = min((k for k in t if k.startswith("captum")), key=t.get)
+    print(f"IG              ours / Captum's best ({best}): {ratio(t, 'ours', best, 1.0)}")
+    print("IG              ours / Captum by internal_batch_size: "
+          + ", ".join(f"{k.split('_')[1]}: {t['ours'] / t[k]:.2f}" for k in t if k != "ours"))
 
 
 if __name__ == "__main__":
