@@ -400,6 +400,24 @@ def test_fgsm_agrees_with_captum(targeted):
     assert (grad[differ].abs() <= 1e-6).all()
 
 
+def test_fgsm_keeps_the_target_term_when_float32_softmax_saturates():
+    # Class 0 reads the red channel (weight 10), class 1 the green one; the logit gap is 38, so
+    # float32's softmax is exactly one-hot and a float32 loss gives the gradient p_1 * w_1 only
+    # (green up, red untouched). The true gradient, p_1 * (w_1 - w_0), also lowers red.
+    w = torch.zeros(2, 3, 2, 2)
+    w[0, 0], w[1, 1] = 10.0, 1.0
+    x = torch.full((1, 3, 2, 2), 0.5)
+    x[0, 0] = 1.0
+    net = Linear(w)
+    xg = x.clone().requires_grad_(True)
+    (float32_grad,) = torch.autograd.grad(nn.functional.cross_entropy(net(xg), torch.tensor([0])), xg)
+    assert (float32_grad[0, 0] == 0).all(), "the premise: float32 loses the red term here"
+    got = optimize.fgsm(net, x, 0, epsilon=0.1, progress=False)
+    expected = x.clone()
+    expected[0, 0], expected[0, 1] = 0.9, 0.6
+    torch.testing.assert_close(got, expected)
+
+
 def test_fgsm_refuses_a_bad_epsilon():
     with pytest.raises(ValueError, match="epsilon must be a number in"):
         optimize.fgsm(tiny_relu_net(), torch.rand(1, 3, 8, 8), epsilon=8, progress=False)
