@@ -242,6 +242,28 @@ def _draw_clutter(rng: np.random.Generator, n: int, k: int, size: int
     return index, colors
 
 
+def _object_poses(rng_obj: np.random.Generator, n: int, size: int):
+    """Each main object's class and pose, drawn from the objects' random stream: (labels,
+    poses), one pose (rotation (2, 2), scale in pixels, shift (2,), the filled polygons'
+    vertices (K, 2) in pixel coordinates) per image. The object lies fully inside the image
+    with a 1-pixel margin. ``make_shapes`` and ``object_keypoints`` share it."""
+    labels = rng_obj.integers(0, len(CLASSES), size=n)
+    angles = rng_obj.uniform(0, 2 * np.pi, size=n)
+    scales = rng_obj.uniform(*SCALE_RANGE, size=n) * size
+    where = rng_obj.random(size=(n, 2))  # position within the allowed range
+    poses = []
+    for i in range(n):
+        c, s = np.cos(angles[i]), np.sin(angles[i])
+        rotation = np.array([[c, -s], [s, c]])
+        extent = np.concatenate([p for p, fill in _SHAPES[CLASSES[labels[i]]] if fill]) @ rotation.T * scales[i]
+        low, high = 1 - extent.min(0), size - 2 - extent.max(0)  # keep a 1 px margin
+        shift = low + where[i] * (high - low)
+        # the vertices summed left to right (not extent + shift): the float rounding that
+        # notebook 09's stored correspondence numbers were computed with
+        poses.append((rotation, scales[i], shift, extent + low + where[i] * (high - low)))
+    return labels, poses
+
+
 def make_shapes(n: int, seed: int, size: int = 64, distractors: int = 0) -> ShapesData:
     """Generate ``n`` shapes images, deterministically from ``seed``.
 
@@ -257,19 +279,10 @@ def make_shapes(n: int, seed: int, size: int = 64, distractors: int = 0) -> Shap
     images = _backgrounds(rng_bg, n, size)
     colors = _object_colors(rng_bg, images.mean(axis=(2, 3)))
 
-    labels = rng_obj.integers(0, len(CLASSES), size=n)
-    angles = rng_obj.uniform(0, 2 * np.pi, size=n)
-    scales = rng_obj.uniform(*SCALE_RANGE, size=n) * size
-    where = rng_obj.random(size=(n, 2))  # position within the allowed range
+    labels, poses = _object_poses(rng_obj, n, size)
     masks = np.zeros((n, size, size), bool)
-    for i in range(n):
-        c, s = np.cos(angles[i]), np.sin(angles[i])
-        rotation = np.array([[c, -s], [s, c]])
-        parts = _SHAPES[CLASSES[labels[i]]]
-        extent = np.concatenate([p for p, fill in parts if fill]) @ rotation.T * scales[i]
-        low, high = 1 - extent.min(0), size - 2 - extent.max(0)  # keep a 1 px margin
-        shift = low + where[i] * (high - low)
-        masks[i] = _draw_object(parts, rotation, scales[i], shift, size)
+    for i, (rotation, scale, shift, _) in enumerate(poses):
+        masks[i] = _draw_object(_SHAPES[CLASSES[labels[i]]], rotation, scale, shift, size)
 
     if distractors:
         index, clutter_colors = _draw_clutter(rng_clutter, n, distractors, size)
@@ -296,22 +309,12 @@ def object_keypoints(n: int, seed: int, size: int = 64) -> list[np.ndarray]:
     (as PIL draws): the vertices of the shape's filled polygon(s) in their fixed order,
     rotated, scaled and shifted exactly as drawn, so vertex k of two images of one class
     is the same point of the shape (corresponding points; symmetric shapes such as the
-    square have several equally valid correspondences). It replays ``make_shapes``'s
-    object random stream; the distractors do not change it.
+    square have several equally valid correspondences). It draws the same poses from
+    the same object random stream as ``make_shapes`` (``_object_poses``); the distractors
+    do not change them.
     """
     _, rng_obj, _ = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    labels = rng_obj.integers(0, len(CLASSES), size=n)
-    angles = rng_obj.uniform(0, 2 * np.pi, size=n)
-    scales = rng_obj.uniform(*SCALE_RANGE, size=n) * size
-    where = rng_obj.random(size=(n, 2))
-    points = []
-    for i in range(n):
-        c, s = np.cos(angles[i]), np.sin(angles[i])
-        rotation = np.array([[c, -s], [s, c]])
-        filled = np.concatenate([p for p, fill in _SHAPES[CLASSES[labels[i]]] if fill]) @ rotation.T * scales[i]
-        low, high = 1 - filled.min(0), size - 2 - filled.max(0)
-        points.append(filled + low + where[i] * (high - low))
-    return points
+    return [points for *_, points in _object_poses(rng_obj, n, size)[1]]
 
 
 def dilate(masks: torch.Tensor, pixels: int) -> torch.Tensor:
