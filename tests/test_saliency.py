@@ -241,6 +241,10 @@ def test_guided_backprop_on_the_default_model_where_captum_returns_the_plain_gra
     torch.testing.assert_close(captum.detach(), grad)  # Captum's "guided backprop" is the gradient here
     close(ours, reference_rule_gradient(model, images, target, "guided"))
     assert (ours - grad).abs().max() > 0.5 * grad.abs().max()
+    # lite0 has no max-pooling: the DeconvNet's backward pass never looks at the image.
+    two = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    deconv = saliency.deconvnet(model, two, 281)
+    close(deconv[0], deconv[1])
 
 
 # ---------------------------------------------------------------- maps, Spearman, the sanity check
@@ -254,6 +258,32 @@ def test_saliency_map_reductions():
         saliency.saliency_map(a, reduce="max")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\).*a\[None\]"):
         saliency.saliency_map(a[0])
+
+
+def test_clip_quantile_on_maps_whose_quantile_is_known():
+    ramp = torch.arange(101.0).view(1, 1, 101)          # |values| 0..100: the 0.99-quantile is 99
+    signed = torch.cat([-ramp, ramp]).view(2, 1, 101)   # the same with a sign
+    zero_quantile = torch.zeros(1, 1, 101)
+    zero_quantile[0, 0, 0] = 4.0                        # 99 % zeros: scaled by its max instead
+    got = saliency.clip_quantile(torch.cat([signed, zero_quantile]))
+    torch.testing.assert_close(got[1, 0, :99], torch.arange(99.0) / 99)
+    assert torch.equal(got[1, 0, 99:], torch.ones(2)) and torch.equal(got[0], -got[1])  # clipped, sign kept
+    assert torch.equal(got[2, 0, :2], torch.tensor([1.0, 0.0]))
+    assert torch.equal(saliency.clip_quantile(torch.zeros(2, 3, 3)), torch.zeros(2, 3, 3))
+    with pytest.raises(ValueError, match="q must be in"):
+        saliency.clip_quantile(ramp, q=99)
+    with pytest.raises(ValueError, match=r"maps must be a tensor \(N, ...\)"):
+        saliency.clip_quantile(torch.ones(5))
+
+
+def test_top_share_of_flat_and_one_hot_maps():
+    flat, one_hot = torch.ones(1, 20, 10), torch.zeros(1, 20, 10)
+    one_hot[0, 3, 4] = -2.0
+    torch.testing.assert_close(saliency.top_share(torch.cat([flat, one_hot])), torch.tensor([0.01, 1.0]))
+    torch.testing.assert_close(saliency.top_share(flat, fraction=0.1), torch.tensor([0.1]))
+    assert saliency.top_share(torch.zeros(1, 4, 4)).isnan().all()
+    with pytest.raises(ValueError, match="fraction must be in"):
+        saliency.top_share(flat, fraction=0)
 
 
 def test_spearman_against_scipy_with_ties():
