@@ -9,10 +9,11 @@ and the ``layer_names`` a student would inspect (early to deep).
   architecture is written out below.
 - torchvision models (``squeezenet1_1``, ``alexnet``, ``vgg16``, ...): the
   architecture from torchvision, the default ImageNet weights from torch hub's
-  cache (``$TORCH_HOME/hub/checkpoints``), checked against the SHA-256 prefix
-  in their file name at every load, downloaded if missing (unless
+  cache (``$TORCH_HOME/hub/checkpoints``) through the asset registry
+  (``assets.fetch``): checked against their full SHA-256 at every load,
+  downloaded if missing (from ``$CS231N_VIS_MIRROR`` when set; never when
   ``$CS231N_VIS_OFFLINE`` is set), loaded with ``weights_only=True``; fetch
-  them ahead with ``python data_scripts/fetch_weights.py NAME``.
+  them ahead with ``.venv/bin/python data_scripts/fetch_assets.py NAME``.
 - ``shapes_cnn`` is the course's own small CNN for the shapes dataset.
 
 Set the environment variable ``CS231N_VIS_MODEL`` to choose the ImageNet
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import urllib.error
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import sha256_of
+from . import assets
+from .assets import OFFLINE_ENV_VAR  # noqa: F401  (part of this module's interface since before assets)
 
 MODEL_ENV_VAR = "CS231N_VIS_MODEL"
-OFFLINE_ENV_VAR = "CS231N_VIS_OFFLINE"
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
@@ -111,7 +111,7 @@ def _specs() -> dict[str, ModelSpec]:
     }
 
 
-# The table's torchvision rows (data_scripts/fetch_weights.py fetches their weights).
+# The table's torchvision rows; their weights are entries of the same names in assets.ASSETS.
 TORCHVISION_MODELS = ("squeezenet1_1", "alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "googlenet")
 
 
@@ -308,46 +308,28 @@ def _load_torchvision(name: str, pretrained: bool, unused: tuple[str, ...] = (),
     weights = torchvision.models.get_model_weights(name).DEFAULT
     net = torchvision.models.get_model(name, weights=None, **architecture)
     if pretrained:
-        state = torch.load(_checkpoint(name, weights.url), map_location="cpu", weights_only=True)
+        state = torch.load(_checkpoint(name), map_location="cpu", weights_only=True)
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith(unused)})
     mean, std = weights.transforms().mean, weights.transforms().std
     return ImageNetModel(net, mean, std, class_names=weights.meta["categories"])
 
 
-def _checkpoint(name: str, url: str) -> Path:
-    """The verified checkpoint file of ``url`` in torch hub's cache, downloaded if missing.
+def _checkpoint(name: str) -> Path:
+    """The verified checkpoint of ``name`` in torch hub's cache, downloaded if missing.
 
     Not ``weights.get_state_dict()``: that loads whatever file sits in the cache under the
     right name without checking it, and a course may point every machine at one shared
-    ``$TORCH_HOME``. Here a cached file must match the SHA-256 prefix in its name (the check
-    torch.hub makes only when it downloads), and it is loaded with ``weights_only=True``.
+    ``$TORCH_HOME``. ``assets.fetch`` checks a cached file against its full SHA-256 (or the
+    prefix in its name) at every load, and downloads through a temporary file that is moved
+    into place only once verified; here it is loaded with ``weights_only=True``.
     """
-    filename = os.path.basename(url)
-    path = Path(torch.hub.get_dir()) / "checkpoints" / filename
-    prefix = torch.hub.HASH_REGEX.search(filename).group(1)
-    if path.exists():
-        digest = sha256_of(path)
-        if not digest.startswith(prefix):
-            raise ModelUnavailableError(
-                f"The cached weights of {name!r} at {path} are corrupt or a different file: their "
-                f"SHA-256 starts {digest[:len(prefix)]}, the name says {prefix}. Delete the file and fetch "
-                f"it again: python data_scripts/fetch_weights.py {name}")
-        return path
-    if os.environ.get(OFFLINE_ENV_VAR, "") not in ("", "0"):
-        raise _unavailable(name, path, reason=f"{OFFLINE_ENV_VAR} is set, so nothing is downloaded")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # writes a temporary file and moves it into place only once its hash matched
-        torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=False)
-    except (urllib.error.URLError, OSError, RuntimeError) as exc:  # RuntimeError: a wrong hash
-        raise _unavailable(name, path, reason=f"the download failed ({exc})") from None
-    return path
-
-
-def _unavailable(name: str, cached: Path, reason: str) -> ModelUnavailableError:
-    return ModelUnavailableError(
-        f"The ImageNet weights of {name!r} are not on this machine (looked for {cached}) and {reason}.\n"
-        f"  Fetch them once, where there is internet or a lab mirror:\n"
-        f"      python data_scripts/fetch_weights.py {name}            (or add --mirror URL)\n"
-        f"  or use the model that works offline: load_model({DEFAULT_MODEL!r}), "
-        f"i.e. unset {MODEL_ENV_VAR}."
-    )
+    try:
+        return assets.fetch(name)
+    except assets.AssetError as exc:
+        command = assets.fetch_command(name)
+        fetch = "" if command in str(exc) else (
+            f"\n  Fetch them once, where there is internet or a lab mirror ({assets.MIRROR_ENV_VAR}): {command}")
+        raise ModelUnavailableError(
+            f"The ImageNet weights of {name!r} are not available: {exc}{fetch}\n"
+            f"  Or use the model that works offline: load_model({DEFAULT_MODEL!r}), "
+            f"i.e. unset {MODEL_ENV_VAR}.") from None

@@ -18,15 +18,15 @@ on the same losses.
 - ``shuffle_patches(images, patch, seed=...)``: the same pixels with the layout destroyed
   at a chosen scale (what the Gram matrix cannot see); ``gram_distance`` measures it.
 - Style images that need no network: ``style_image(name)`` (scikit-image's textures and
-  photos, a procedural ``brush_strokes`` painting, and paintings fetched by
-  ``data_scripts/fetch_paintings.py`` when there was internet).
+  photos, a procedural ``brush_strokes`` painting); classic paintings come from the asset
+  registry (``assets.ASSETS``, kind ``painting``), fetched when there is internet or a lab
+  mirror (``data_scripts/fetch_assets.py --kind painting``).
 
 Every optimization runs on ``optimize.optimize_image``, the course's one loop.
 """
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from . import assets
 from .attribution import check_images
 from .hooks import frozen, layer_list, record
 from .images import load_image, to_tensor
@@ -607,16 +608,16 @@ _SKIMAGE_STYLES = {
     "immunohistochemistry": "ihc.png",  # a stained tissue slide (public domain)
 }
 STYLE_IMAGES = (*_SKIMAGE_STYLES, "brush_strokes")
-PAINTINGS_ENV_VAR = "CS231N_VIS_PAINTINGS"
+PAINTINGS_ENV_VAR = assets.PAINTINGS_ENV_VAR
 # A blue-and-yellow palette in the manner of a night sky, RGB in [0, 1].
 NIGHT_PALETTE = ((0.07, 0.13, 0.33), (0.13, 0.27, 0.55), (0.30, 0.50, 0.76), (0.60, 0.75, 0.86),
                  (0.95, 0.83, 0.30), (0.99, 0.95, 0.65), (0.10, 0.22, 0.17))
 
 
 def paintings_dir() -> Path:
-    """Where ``data_scripts/fetch_paintings.py`` puts paintings: ``$CS231N_VIS_PAINTINGS``,
-    else ``~/.cache/cs231n_vis/paintings``."""
-    return Path(os.environ.get(PAINTINGS_ENV_VAR, "").strip() or Path.home() / ".cache" / "cs231n_vis" / "paintings")
+    """Where paintings are kept (``assets.paintings_dir``): ``$CS231N_VIS_PAINTINGS``, else
+    ``~/.cache/cs231n_vis/paintings`` (``$CS231N_VIS_CACHE/paintings`` when that is set)."""
+    return assets.paintings_dir()
 
 
 def brush_strokes(size: int = 128, *, strokes: int = 600, seed: int = 0,
@@ -656,8 +657,10 @@ def style_image(name: str, size: int = 128, device: str | torch.device | None = 
 
     Names: ``STYLE_IMAGES`` (scikit-image's brick, gravel and grass textures — grayscale —,
     its Hubble deep field and immunohistochemistry slide, and the procedural
-    ``brush_strokes``), all offline; any other name is a painting fetched by
-    ``python data_scripts/fetch_paintings.py NAME`` into ``paintings_dir()``.
+    ``brush_strokes``), all offline; any other name is a file ``NAME.*`` in
+    ``paintings_dir()``, or else a painting of the asset registry (``starry_night``,
+    ``great_wave``, ``composition_vii``), fetched through ``assets.fetch`` (from
+    ``$CS231N_VIS_MIRROR`` when set, never when ``$CS231N_VIS_OFFLINE`` is set).
     """
     if name == "brush_strokes":
         return brush_strokes(size).to(device)
@@ -667,9 +670,17 @@ def style_image(name: str, size: int = 128, device: str | torch.device | None = 
     folder = paintings_dir()
     found = sorted(folder.glob(f"{name}.*")) if folder.is_dir() else []
     found = [p for p in found if not p.name.endswith(".partial")]
-    if not found:
+    if found:
+        return to_tensor(load_image(found[0]), size=size, device=device)
+    paintings = assets.names(["painting"])
+    if name not in paintings:
         raise FileNotFoundError(
-            f"No style image {name!r}: the offline ones are {', '.join(STYLE_IMAGES)}; a painting must be "
-            f"fetched first (where there is internet or a lab mirror): python data_scripts/fetch_paintings.py "
-            f"{name}   (looked in {folder}; set ${PAINTINGS_ENV_VAR} to change it).")
-    return to_tensor(load_image(found[0]), size=size, device=device)
+            f"No style image {name!r}: the offline ones are {', '.join(STYLE_IMAGES)}; the paintings "
+            f"{', '.join(paintings)} are fetched when needed; any other must be a file {name}.* in {folder} "
+            f"(set ${PAINTINGS_ENV_VAR} to change it).")
+    try:
+        path = assets.fetch(name)
+    except assets.AssetError as exc:
+        raise FileNotFoundError(
+            f"No style image {name!r} (the offline ones are {', '.join(STYLE_IMAGES)}): {exc}") from None
+    return to_tensor(load_image(path), size=size, device=device)

@@ -1,3 +1,4 @@
+import dataclasses
 import functools
 import hashlib
 import http.server
@@ -9,6 +10,7 @@ import pytest
 import torch
 import torchvision
 
+from cs231n_vis import assets
 from cs231n_vis.hooks import get_layer
 from cs231n_vis.images import sample_image, to_tensor
 from cs231n_vis.models import (MODEL_ENV_VAR, OFFLINE_ENV_VAR, TORCHVISION_MODELS, ModelUnavailableError,
@@ -70,6 +72,8 @@ def test_unknown_model_lists_the_available_ones():
 @pytest.fixture
 def empty_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cs231n_vis"))
+    monkeypatch.delenv(assets.MIRROR_ENV_VAR, raising=False)
     return tmp_path
 
 
@@ -78,7 +82,7 @@ def test_offline_without_cached_weights_gives_one_clear_error(empty_torch_home, 
     with pytest.raises(ModelUnavailableError) as info:
         load_model("squeezenet1_1")
     message = str(info.value)
-    assert "python data_scripts/fetch_weights.py squeezenet1_1" in message
+    assert "data_scripts/fetch_assets.py squeezenet1_1" in message and f"{OFFLINE_ENV_VAR} is set" in message
     assert "load_model('efficientnet_lite0')" in message
     assert not any(empty_torch_home.rglob("*.pth"))
 
@@ -87,7 +91,9 @@ def test_a_failed_download_gives_the_same_clear_error(empty_torch_home, monkeypa
     # Point torchvision at a port where nothing listens: a real, failing HTTP request.
     point_weights_at("squeezenet1_1", "http://127.0.0.1:9/squeezenet1_1-b8a52dc0.pth", monkeypatch)
     monkeypatch.delenv(OFFLINE_ENV_VAR, raising=False)
-    with pytest.raises(ModelUnavailableError, match=r"(?s)download failed.*fetch_weights.py squeezenet1_1"):
+    with pytest.raises(ModelUnavailableError,
+                       match=r"(?s)cannot download 'squeezenet1_1' from http://127.0.0.1:9/.*refused.*"
+                             r"fetch_assets.py squeezenet1_1"):
         load_model("squeezenet1_1")
     assert not any(empty_torch_home.rglob("*.pth"))
 
@@ -106,9 +112,10 @@ def cache_checkpoint(name, state, torch_home, monkeypatch):
 
 
 def point_weights_at(name, url, monkeypatch):
-    """Make ``url`` the address of the default weights of ``name``."""
-    weights = torchvision.models.get_model_weights(name).DEFAULT
-    monkeypatch.setattr(type(weights), "url", property(lambda self: url))
+    """Make ``url`` the address of the weights of ``name`` in the asset registry, with no full hash
+    recorded (so the SHA-256 prefix in the file name is what they are checked against)."""
+    entry = dataclasses.replace(assets.ASSETS[name], url=url, filename=url.rsplit("/", 1)[1], sha256=None, size=None)
+    monkeypatch.setitem(assets.ASSETS, name, entry)
 
 
 def random_checkpoint(name):
@@ -216,7 +223,8 @@ def test_a_download_with_the_wrong_hash_is_refused_and_leaves_nothing(empty_torc
     (served / "squeezenet1_1-00000000.pth").write_bytes(b"not a checkpoint")
     with Served(served) as server:
         point_weights_at("squeezenet1_1", server.url + "squeezenet1_1-00000000.pth", monkeypatch)
-        with pytest.raises(ModelUnavailableError, match=r"(?s)download failed.*hash.*fetch_weights.py squeezenet1_1"):
+        with pytest.raises(ModelUnavailableError,
+                           match=r"(?s)not the right file: its SHA-256 is.*fetch_assets.py squeezenet1_1"):
             load_model("squeezenet1_1")
     assert list((empty_torch_home / "hub" / "checkpoints").iterdir()) == []
 
@@ -226,7 +234,7 @@ def test_a_corrupt_cached_checkpoint_is_refused_with_a_clear_error(empty_torch_h
     path = cache_checkpoint("squeezenet1_1", torchvision.models.squeezenet1_1(weights=None).state_dict(),
                             empty_torch_home, monkeypatch)
     path.write_bytes(path.read_bytes()[:-10])  # truncated after the hash was taken
-    with pytest.raises(ModelUnavailableError, match=r"(?s)corrupt.*Delete the file.*fetch_weights.py squeezenet1_1"):
+    with pytest.raises(ModelUnavailableError, match=r"(?s)corrupt.*Delete the file.*fetch_assets.py squeezenet1_1"):
         load_model("squeezenet1_1")
 
 

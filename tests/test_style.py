@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from cs231n_vis import shapes, style
+from cs231n_vis import assets, shapes, style
 from cs231n_vis.optimize import total_variation
 from helpers import model_unchanged
 
@@ -345,7 +345,10 @@ def test_a_painting_is_read_from_the_paintings_folder_or_explained(tmp_path, mon
     from PIL import Image
 
     monkeypatch.setenv(style.PAINTINGS_ENV_VAR, str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="python data_scripts/fetch_paintings.py starry_night"):
+    monkeypatch.setenv(assets.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    for var in (assets.MIRROR_ENV_VAR, assets.OFFLINE_ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(FileNotFoundError, match="data_scripts/fetch_assets.py starry_night --trust-first-download"):
         style.style_image("starry_night")
     Image.new("RGB", (40, 30), (255, 0, 0)).save(tmp_path / "starry_night.png")
     x = style.style_image("starry_night", size=16)
