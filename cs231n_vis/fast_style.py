@@ -659,7 +659,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=EVAL_EVERY)
     parser.add_argument("--snapshot-steps", type=int, nargs="*", default=list(SNAPSHOT_STEPS),
                         help="also store the stylized held-out photos at these steps (the last always)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (the shipped files were made with 1: same CPU + same threads = the same weights)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"default: weights/{SHIPPED.name} (instance) or {SHIPPED_BATCHNORM.name} (batch)")
     parser.add_argument("--progress", action="store_true")
@@ -668,7 +669,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .models import load_model
 
-    torch.set_num_threads(args.threads)  # the shipped files were made with 2 threads
+    torch.set_num_threads(args.threads)  # the metadata records it: rerun with the same count to reproduce
     start = time.perf_counter()
     loss_net = load_model(LOSS_NETWORK)
     style = style_image(STYLE_NAME, STYLE_SIZE)
