@@ -10,22 +10,15 @@ with trainable parameters, with the ratios between them measured in this run.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from cs231n_vis.models import default_model_name, load_model
+from _timing import median_seconds
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(fn, repeats)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ runs once after a short warm-up); only the ratios mean anything on another machi
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch
@@ -28,16 +27,7 @@ import torch
 from cs231n_vis import fast_style, style
 from cs231n_vis.images import sample_image, to_tensor
 from cs231n_vis.models import load_model
-
-
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _timing import median_seconds
 
 
 def main() -> None:
@@ -56,7 +46,7 @@ def main() -> None:
     print(f"one {args.size}x{args.size} photo, loss network {fast_style.LOSS_NETWORK}, torch {torch.__version__}, "
           f"{device.type}, {torch.get_num_threads()} threads")
 
-    feed_forward = timed(lambda: fast_style.stylize(stylizer, content, progress=False), args.repeats)
+    feed_forward = median_seconds(lambda: fast_style.stylize(stylizer, content, progress=False), args.repeats)
     ours = fast_style.evaluate(stylizer, loss_net, content, grams)["total"].item()
 
     # Gatys et al.: the same objective, optimized over the pixels. style_transfer's style term is
@@ -84,7 +74,7 @@ def main() -> None:
 
     for batch in (1, 8):
         images = content.expand(batch, -1, -1, -1).contiguous()
-        seconds = timed(lambda: fast_style.stylize(stylizer, images, batch_size=batch, progress=False),
+        seconds = median_seconds(lambda: fast_style.stylize(stylizer, images, batch_size=batch, progress=False),
                         args.repeats)
         print(f"feed-forward throughput at batch {batch}: {batch / seconds:.2f} images/s ({args.size}x{args.size})")
 
