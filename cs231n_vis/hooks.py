@@ -237,15 +237,23 @@ def frozen(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
 # Guided backprop and DeconvNet: a different backward rule for the rectifiers
 # ---------------------------------------------------------------------------
 
-# What each rule lets back through a rectifier, given grad_out and where the
-# forward pass let the input through (``passes``): the methods differ only here.
+# What each rule lets back through a rectifier, given grad_out and the rectifier's output y
+# (y lies strictly between the clamp's bounds exactly where the forward pass let its input
+# through): the methods differ only here. aten's own rectifier backward kernels apply the
+# forward mask in one pass, as the plain backward pass does.
+def _mask(grad: torch.Tensor, y: torch.Tensor, lower: float, upper: float | None) -> torch.Tensor:
+    if upper is None:
+        return torch.ops.aten.threshold_backward(grad, y, lower)       # ReLU: where y > 0
+    return torch.ops.aten.hardtanh_backward(grad, y, lower, upper)    # ReLU6: where 0 < y < 6
+
+
 _BACKWARD_RULES = {
     # guided backprop (Springenberg et al., arXiv:1412.6806)
-    "guided": lambda grad_out, passes: grad_out.clamp(min=0) * passes,
+    "guided": lambda grad_out, y, lower, upper: _mask(grad_out.clamp(min=0), y, lower, upper),
     # DeconvNet (Zeiler & Fergus, arXiv:1311.2901): relu(grad_out), whatever the forward did
-    "deconv": lambda grad_out, passes: grad_out.clamp(min=0),
+    "deconv": lambda grad_out, y, lower, upper: grad_out.clamp(min=0),
     # the rectifier as the identity: the backward pass of the network's linear part
-    "linear": lambda grad_out, passes: grad_out,
+    "linear": lambda grad_out, y, lower, upper: grad_out,
 }
 RECTIFIER_RULES = tuple(_BACKWARD_RULES)
 
@@ -257,26 +265,25 @@ _FUNCTIONAL_RECTIFIERS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor
 class _Rectify(torch.autograd.Function):
     """clamp(x, lower, upper) forward; the backward of ``_BACKWARD_RULES[rule]``.
 
-    ``upper`` is None for ReLU (no upper clip) and 6 for ReLU6; the forward
-    pass lets x through where lower < x < upper.
+    ``upper`` is None for ReLU (no upper clip) and 6 for ReLU6. The output is saved (not a
+    mask): the forward let x through exactly where lower < y (< upper), so the backward
+    reads the mask off y, in the same fused kernel as the plain gradient's.
     """
 
     @staticmethod
     def forward(ctx, x, lower, upper, rule, inplace):
-        passes = x > lower
-        if upper is not None:
-            passes &= x < upper
-        ctx.save_for_backward(passes)
-        ctx.rule = rule
+        y = x.clamp_(lower, upper) if inplace else x.clamp(lower, upper)
         if inplace:  # overwrite the input, as the module itself would have done
             ctx.mark_dirty(x)
-            return x.clamp_(lower, upper)
-        return x.clamp(lower, upper)
+        if rule == "guided":
+            ctx.save_for_backward(y)
+        ctx.rule, ctx.lower, ctx.upper = rule, lower, upper
+        return y
 
     @staticmethod
     def backward(ctx, grad_out):
-        (passes,) = ctx.saved_tensors
-        return _BACKWARD_RULES[ctx.rule](grad_out, passes), None, None, None, None
+        y = ctx.saved_tensors[0] if ctx.rule == "guided" else None
+        return _BACKWARD_RULES[ctx.rule](grad_out, y, ctx.lower, ctx.upper), None, None, None, None
 
 
 class _RefuseFunctionalRectifiers(TorchFunctionMode):
@@ -321,9 +328,9 @@ def override_rectifiers(model: nn.Module, rule: str) -> Iterator[nn.Module]:
     The forward values are unchanged. Refused (ValueError) for a model without
     rectifier modules; a rectifier called as a function (``F.relu``,
     ``torch.relu``, ``x.relu()``, ``F.relu6``, ``F.hardtanh``) inside the block
-    raises a RuntimeError, as its rule could not be replaced. Every hook is
-    removed on exit, also when the block raises; parameters, flags and modules
-    are left as they were.
+    raises a RuntimeError, as its rule could not be replaced. Each rectifier's
+    ``forward`` is replaced for the block only (restored on exit, also when the
+    block raises); parameters, flags, hooks and modules are left as they were.
     """
     if rule not in RECTIFIER_RULES:
         raise ValueError(f"Unknown rule {rule!r}; use one of {RECTIFIER_RULES}.")
@@ -333,33 +340,29 @@ def override_rectifiers(model: nn.Module, rule: str) -> Iterator[nn.Module]:
             f"override_rectifiers: {type(model).__name__} has no nn.ReLU or nn.ReLU6 module, so "
             f"there is nothing to override (guided backprop and DeconvNet are defined for ReLU "
             f"networks only).")
-    state = {"in_module": False, "inputs": {}}
+    state = {"in_module": False}
 
-    def before(module, inputs):
-        # An in-place module would overwrite its input, whose grad_fn would then be the
-        # module's own ReLU backward; the override must replace that backward, not run
-        # after it. So the module gets a copy, and the forward hook below applies the
-        # rectifier (with our backward) to the untouched input.
-        (x,) = inputs
-        state["in_module"] = True
-        state["inputs"][module] = x
-        return (x.clone(),) if module.inplace else None
-
-    def after(module, inputs, output):
-        x = state["inputs"].pop(module)
+    def rectifier_forward(module: nn.Module):
+        # The module's own forward is replaced for the block (an instance attribute shadows
+        # the class's method; Module.__call__ and every forward hook still run around it).
         # ReLU6 is Hardtanh(0, 6): its forward clamps to [min_val, max_val].
         lower, upper = (0.0, None) if isinstance(module, nn.ReLU) else (module.min_val, module.max_val)
-        out = _Rectify.apply(x, lower, upper, rule, module.inplace)
-        state["in_module"] = False
-        return out
 
-    handles = []
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            state["in_module"] = True
+            try:
+                return _Rectify.apply(x, lower, upper, rule, module.inplace)
+            finally:
+                state["in_module"] = False
+        return forward
+
+    replaced = []
     try:
         for module in rectifiers:
-            handles.append(module.register_forward_pre_hook(before))
-            handles.append(module.register_forward_hook(after))
+            module.forward = rectifier_forward(module)
+            replaced.append(module)
         with _RefuseFunctionalRectifiers(state):
             yield model
     finally:
-        for handle in handles:
-            handle.remove()
+        for module in replaced:
+            del module.forward  # the class's own forward again

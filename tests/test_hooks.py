@@ -360,17 +360,19 @@ def test_override_refuses_a_model_without_rectifiers_and_unknown_rules():
             pass
 
 
-def test_override_removes_every_hook_when_the_block_raises():
+def test_override_restores_every_rectifier_when_the_block_raises():
     net = rectifier_net()
     x = torch.rand(1, 3, 8, 8)
     plain = input_grad(net, x, torch.tensor([2]))
     before = _hook_count(net)
+    rectifiers = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     with model_unchanged(net):
         with pytest.raises(RuntimeError, match="boom"):
             with override_rectifiers(net, "deconv"):
-                assert _hook_count(net) == before + 4  # two hooks on each of the two rectifiers
+                assert all("forward" in vars(m) for m in rectifiers)  # each module's forward replaced
+                assert _hook_count(net) == before                   # and no hook added
                 net(x)
                 raise RuntimeError("boom")
-    assert _hook_count(net) == before
+    assert not any("forward" in vars(m) for m in rectifiers) and _hook_count(net) == before
     torch.testing.assert_close(input_grad(net, x, torch.tensor([2])), plain)
     F.relu(x)  # no functional-rectifier refusal left behind
