@@ -130,6 +130,17 @@ def test_every_asset_and_link_of_the_site_resolves_with_no_network(site):
     assert (site / "mathjax" / "config" / "TeX-AMS-MML_HTMLorMML-full.js").exists()
 
 
+def test_mathjax_is_told_to_use_the_only_fonts_the_site_has(site):
+    """MathJax's HTML-CSS output tries its TeX fonts first; the copy has STIX-Web only, and a
+    prime (x') then fails as "[Math Processing Error]" (seen in headless Chromium)."""
+    fonts = site / "mathjax" / "jax" / "output" / "HTML-CSS" / "fonts"
+    assert (fonts / "STIX-Web" / "fontdata.js").exists() and not (fonts / "TeX").exists()
+    text = (site / "10_fast_style_transfer.html").read_text()
+    config = re.search(r'MathJax\.Hub\.Config\(\{"HTML-CSS": \{([^}]*)\}\}\)', text)
+    assert config, "the page configures MathJax's HTML-CSS fonts"
+    assert 'availableFonts: []' in config.group(1) and 'webFont: "STIX-Web"' in config.group(1)
+
+
 def test_pages_fold_solutions_and_show_widgets_statically(site):
     text = (site / "01_layer_activations.html").read_text()
     assert 'src="mathjax/MathJax.js' in text and "cdnjs" not in text and "unpkg" not in text
