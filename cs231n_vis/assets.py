@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .files import _umask, sha256_of, write_atomic
+from .files import set_default_permissions, sha256_of, write_atomic
 
 MIRROR_ENV_VAR = "CS231N_VIS_MIRROR"
 OFFLINE_ENV_VAR = "CS231N_VIS_OFFLINE"
@@ -533,7 +533,7 @@ def _download(name: str, target: Path, source: _Source, expected: str | None, ti
         # delete it, so the target appears only once every check passed.
         write(output_file)
         seen["sha256"] = _verify(name, Path(output_file), source.url, expected)
-        os.chmod(output_file, 0o666 & ~_umask())  # readable by everyone sharing the cache, not tempfile's 0600
+        set_default_permissions(output_file)  # readable by everyone sharing the cache
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

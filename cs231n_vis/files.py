@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
-def _umask() -> int:
+def set_default_permissions(path: str | os.PathLike) -> None:
+    """Give a temporary file the permissions a plain ``open()`` would have: 0o666 minus the
+    umask (tempfile makes them 0o600, so others sharing a cache could not read the file)."""
     mask = os.umask(0)  # the only way to read it is to set it
     os.umask(mask)
-    return mask
+    os.chmod(path, 0o666 & ~mask)
 
 
 @contextmanager
@@ -36,7 +38,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
             yield file
-        os.chmod(tmp, 0o666 & ~_umask())
+        set_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         os.remove(tmp)
