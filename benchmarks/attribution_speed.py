@@ -15,8 +15,10 @@ image, the same for every method. Prints, in one run:
 - guided backprop: ours / bare forward+backward (<= 1.05). (Captum's
   ``GuidedBackprop`` only rewrites ``nn.ReLU``: on lite0, whose rectifiers are ReLU6,
   it returns the plain gradient, so it is no reference here.)
-- integrated gradients at equal ``n_steps``: ours / Captum's ``IntegratedGradients``
-  with ``internal_batch_size`` 8, 16 and 64, and against its best (<= 1.0).
+- integrated gradients at equal ``n_steps``: ours (``batch_size="auto"``: its size is
+  found during the warm-up call and printed) / Captum's ``IntegratedGradients`` with
+  ``internal_batch_size`` 8, 16 and 64, and against its best (<= 1.0); and, since ours
+  builds its path points channels-last, against Captum handed a channels-last input.
 
 Times are medians over ``--repeats`` interleaved rounds (one run of each candidate
 per round, so a change in the machine's load hits all alike) after a warm-up; the
@@ -34,7 +36,7 @@ import time
 
 import torch
 
-from cs231n_vis import cam, saliency
+from cs231n_vis import attribution, cam, saliency
 from cs231n_vis.hooks import get_layer
 from cs231n_vis.models import default_model_name, load_model
 
@@ -168,12 +170,22 @@ def integrated(model, x, target, args) -> None:
         ig[f"captum_{ibs}"] = (lambda n=ibs: explainer.attribute(
             x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
             method="riemann_middle", internal_batch_size=n))
+    # Ours builds its path points channels-last; Captum does the same when handed a channels-last input.
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for ibs in (8, 16):
+        ig[f"captum_{ibs}_channels-last-input"] = (lambda n=ibs: explainer.attribute(
+            x_cl, baselines=torch.zeros_like(x_cl), target=target, n_steps=steps,
+            method="riemann_middle", internal_batch_size=n))
     t = timed(ig, args.ig_repeats)
     print(f"integrated gradients, {steps} steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()))
-    best = min((k for k in t if k.startswith("captum")), key=t.get)
+    best = min((k for k in t if k.startswith("captum") and "channels" not in k), key=t.get)
+    best_cl = min((k for k in t if "channels" in k), key=t.get)
+    chosen = {k[-1]: v for k, v in attribution.AUTO_CHOICES.items() if k[0] == "integrated_gradients"}
+    print(f"IG              ours: batch_size='auto' chose {chosen} points per pass (by thread count)")
     print(f"IG              ours / Captum's best ({best}): {ratio(t, 'ours', best, 1.0)}")
+    print(f"IG              ours / Captum's best given a channels-last input ({best_cl}): {ratio(t, 'ours', best_cl)}")
     print("IG              ours / Captum by internal_batch_size: "
-          + ", ".join(f"{k.split('_')[1]}: {t['ours'] / t[k]:.2f}" for k in t if k != "ours"))
+          + ", ".join(f"{k.removeprefix('captum_')}: {t['ours'] / t[k]:.2f}" for k in t if k != "ours"))
 
 
 if __name__ == "__main__":

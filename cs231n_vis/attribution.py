@@ -6,7 +6,8 @@
   (None = the predicted class).
 - ``input_gradient(model, images, target)``: d(score of the target class)/d(images).
 - ``batched(fn, images, target)``: run a technique chunk by chunk, with a
-  progress bar that can be switched off.
+  progress bar that can be switched off; ``batch_size="auto"`` finds the
+  fastest chunk size on the job itself.
 
 The rectifier override of guided backprop and the DeconvNet lives with the
 other hooks: ``hooks.override_rectifiers``.
@@ -14,7 +15,8 @@ other hooks: ``hooks.override_rectifiers``.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import time
+from typing import Callable, Hashable, Sequence
 
 import torch
 from torch import nn
@@ -27,6 +29,47 @@ Target = int | Sequence[int] | torch.Tensor | None
 # On the course's 2-core CPUs the cost per image *rises* with the batch size
 # (lite0 forward: 17 ms/image at batch 1, 22 at 8, 43 at 64), so batches stay small.
 DEFAULT_BATCH_SIZE = 8
+
+# batch_size="auto". No constant is fastest everywhere: integrated gradients on lite0 (224 x 224,
+# 2 threads) ran fastest at 16 path points per pass on one session's 2-core CPU and at 8 on
+# another's, where 16 took 1.4x as long (Captum's internal_batch_size alike; 64 was ~3x slower).
+# So "auto" measures on the job itself: an untimed warm-up chunk, then chunks of 8, 16, 32, ...
+# items, each timed, until a size costs more per item than the one before; the cheapest size is
+# remembered for the workload (``AUTO_CHOICES[key]``) for the rest of the session. The tried
+# chunks are real work; the search costs at most one chunk at a slower size.
+AUTO_SIZES = (8, 16, 32, 64, 128)
+AUTO_CHOICES: dict[Hashable, int] = {}       # workload key -> the size found fastest per item
+_AUTO_TRIALS: dict[Hashable, dict[int, float]] = {}  # workload key -> {size: seconds per item}
+
+
+def auto_batch_size(key: Hashable) -> int:
+    """The chunk size ``batch_size="auto"`` runs next for the workload ``key``:
+    the chosen size once the search is over, else the next size to try."""
+    if key in AUTO_CHOICES:
+        return AUTO_CHOICES[key]
+    trials = _AUTO_TRIALS.get(key, {})
+    return AUTO_SIZES[len(trials)]
+
+
+def record_batch_time(key: Hashable, size: int, n: int, seconds: float) -> None:
+    """Record that a chunk of ``n`` items run at ``size`` took ``seconds``.
+
+    The first chunk of a workload is its warm-up and is not counted, nor is a
+    chunk shorter than its size (the last one). The search ends, choosing the
+    size with the least seconds per item, when a size costs more per item than
+    the size before it, or when every size of ``AUTO_SIZES`` has been tried.
+    """
+    if key in AUTO_CHOICES or n < size:
+        return
+    if key not in _AUTO_TRIALS:  # the warm-up chunk: one-time costs, not counted
+        _AUTO_TRIALS[key] = {}
+        return
+    trials = _AUTO_TRIALS[key]
+    trials[size] = seconds / n
+    costs = list(trials.values())
+    if len(costs) == len(AUTO_SIZES) or (len(costs) > 1 and costs[-1] >= costs[-2]):
+        AUTO_CHOICES[key] = min(trials, key=trials.get)
+        del _AUTO_TRIALS[key]
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
@@ -157,8 +200,8 @@ def input_gradient(model: nn.Module, images: torch.Tensor, target: Target = None
 
 
 def batched(fn: Callable[[torch.Tensor, Target], torch.Tensor], images: torch.Tensor, target: Target,
-            *, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
-            desc: str | None = None) -> torch.Tensor:
+            *, batch_size: int | str = DEFAULT_BATCH_SIZE, progress: bool = True,
+            desc: str | None = None, key: Hashable = None) -> torch.Tensor:
     """``fn(chunk, chunk_target)`` for chunks of ``batch_size`` images, concatenated.
 
     Args:
@@ -168,25 +211,39 @@ def batched(fn: Callable[[torch.Tensor, Target], torch.Tensor], images: torch.Te
             indices (sliced along with the images).
         batch_size: images per call. The default (8) suits a small CPU, where
             the cost per image rises with the batch size; a GPU wants more.
+            ``"auto"``: the fastest size, measured on the chunks themselves and
+            remembered under ``key`` (see ``record_batch_time``).
         progress: show a ``tqdm.auto`` progress bar (in images); False hides it.
         desc: the progress bar's label.
+        key: for ``batch_size="auto"``, what decides the cost per item (the model,
+            item shape, device, threads); chunks of the same key share one search.
 
     Returns the chunks' results concatenated along dimension 0: (N, ...).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    auto = batch_size == "auto"
+    if auto and key is None:
+        raise ValueError('batch_size="auto" needs a key naming the workload (model, input shape, device).')
+    if not auto and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f'batch_size must be a positive int or "auto"; got {batch_size!r}.')
     n = len(images)
     if target is not None and not isinstance(target, int):
         target = torch.as_tensor(target)
         if target.dim() == 1 and len(target) != n:
             raise ValueError(f"target must hold one class per image: {n}; got {len(target)}.")
-    results = []
+    results, start = [], 0
     with tqdm(total=n, desc=desc, unit="image", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            chunk = images[start:start + batch_size]
-            chunk_target = target[start:start + batch_size] if _per_image(target) else target
+        while start < n:
+            size = auto_batch_size(key) if auto else batch_size
+            chunk = images[start:start + size]
+            chunk_target = target[start:start + size] if _per_image(target) else target
+            began = time.perf_counter()
             results.append(fn(chunk, chunk_target))
+            if auto:
+                if chunk.is_cuda:
+                    torch.cuda.synchronize(chunk.device)
+                record_batch_time(key, size, len(chunk), time.perf_counter() - began)
             bar.update(len(chunk))
+            start += len(chunk)
     return torch.cat(results)
 
 

@@ -33,16 +33,11 @@ from torch import nn
 from .attribution import DEFAULT_BATCH_SIZE, Target, batched, check_images, input_gradient, resolve_target
 from .hooks import frozen, get_layer, override_rectifiers
 
-# Integrated gradients: path points per forward+backward pass. Chosen by measurement (lite0,
-# 224 x 224, 32 steps, 2 threads, best of 3 interleaved runs; the 2-core machine was shared, so
-# only the ratios mean something): the cost per point fell from batch 4 to 8 to 16 (1.0 : 0.42 :
-# 0.34) and stayed flat at 32 and 64 (0.36, 0.34); Captum's IntegratedGradients at its best
-# internal_batch_size (16) cost the same per point as this at 16 (ratio 1.01). 16 is the smallest
-# batch on the flat part: activation memory grows with the batch (a GPU wants more).
-# On another session's 2-core CPU the order flipped: batch 8 took 0.75 of batch 16's time, for
-# ours and for Captum's alike (ours / Captum at equal batch: 1.04 at 8, 1.02 at 16; 4 rounds).
-# The best batch depends on the CPU's caches, so no constant is best everywhere.
-IG_BATCH_SIZE = 16
+# Integrated gradients: path points per forward+backward pass. "auto" (attribution.batched) finds
+# the fastest on the job itself: on lite0 (224 x 224, 2 threads) the best was 16 on one session's
+# 2-core CPU and 8 on another's, where 16 took 1.4x as long; the points' gradients came out
+# bit-identical at 8, 16 and 32 there (tests/test_saliency.py checks they agree).
+IG_BATCH_SIZE = "auto"
 RULES = ("midpoint", "trapezoid")
 REDUCTIONS = ("absmax", "abs_sum", "sum")
 METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients",
@@ -57,9 +52,12 @@ def _gradient(model: nn.Module, x: torch.Tensor, target: Target, rule: str | Non
         return input_gradient(model, x, target, check=check)
 
 
-def _check_batch_size(batch_size) -> None:
+def _check_batch_size(batch_size, auto: bool = False) -> None:
+    if auto and batch_size == "auto":
+        return
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        allowed = 'a positive int or "auto"' if auto else "a positive int"
+        raise ValueError(f"batch_size must be {allowed}; got {batch_size!r}.")
 
 
 def _per_image(model: nn.Module, images: torch.Tensor, target: Target, rule: str | None,
@@ -256,7 +254,7 @@ def _baseline(baseline, images: torch.Tensor) -> torch.Tensor:
 
 def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target = None, *,
                          baseline=None, steps: int = 32, rule: str = "midpoint",
-                         batch_size: int = IG_BATCH_SIZE, progress: bool = False) -> torch.Tensor:
+                         batch_size: int | str = IG_BATCH_SIZE, progress: bool = False) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al., arXiv:1703.01365): (N, 3, H, W).
 
     ``(x - x') * int_0^1 d s_c/d x evaluated at x' + alpha (x - x') d alpha``, the
@@ -276,7 +274,9 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
             (a colour (3, 1, 1), a blurred copy (N, 3, H, W), ...).
         steps: m, gradients per image.
         batch_size: path points per forward+backward pass (points of several
-            images share a pass); the default was chosen by measurement on a 2-core CPU.
+            images share a pass), or "auto" (the default): the first passes try 8,
+            16, 32, ... points and the fastest per point is kept for this model,
+            image size, device and thread count (``attribution.batched``).
 
     Completeness: the attributions sum to s_c(x) - s_c(x') up to the Riemann
     sum's error, which ``completeness_error`` measures (it shrinks with ``steps``).
@@ -286,7 +286,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     straight path goes through images unlike any the model was trained on.
     """
     check_images(images)
-    _check_batch_size(batch_size)
+    _check_batch_size(batch_size, auto=True)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (gradients along the path); got {steps!r}.")
     if rule not in RULES:
@@ -303,13 +303,21 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     def run(chunk: torch.Tensor, _target) -> torch.Tensor:
         i, k = chunk[:, 0], chunk[:, 1]
         a = alphas[k].view(-1, 1, 1, 1)
-        points = base[i] + a * (x[i] - base[i])
+        # Channels-last: oneDNN convolves it without reordering; forward+backward of lite0 at
+        # batch 8 took 0.77x the time of the default layout (alexnet 0.97x, squeezenet 0.85x, the
+        # shapes CNN 0.78x). The gradients agree up to float order, except where a rectifier's
+        # input or a max-pool's tie lies within rounding of its switch (a single pixel then
+        # differs: up to 6 % of the map's maximum on the shapes CNN's flat images).
+        points = (base[i] + a * (x[i] - base[i])).contiguous(memory_format=torch.channels_last)
         # check=False: a point may round a hair outside [0, 1]; x and x' were checked.
         grads = _gradient(model, points, target[i], check=False)
         total.index_add_(0, i, grads * weights[k].view(-1, 1, 1, 1))
         return chunk.new_empty(len(chunk), 0)
 
-    batched(run, jobs, None, batch_size=batch_size, progress=progress, desc="integrated gradients")
+    # What the cost of a pass depends on, for batch_size="auto".
+    key = ("integrated_gradients", type(model).__qualname__, sum(p.numel() for p in model.parameters()),
+           tuple(x.shape[1:]), x.dtype, x.device.type, torch.get_num_threads())
+    batched(run, jobs, None, batch_size=batch_size, progress=progress, desc="integrated gradients", key=key)
     return (x - base) * total
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from cs231n_vis import attribution
 from cs231n_vis.attribution import batched, check_images, input_gradient, resolve_target
 from helpers import model_unchanged
 
@@ -173,6 +174,52 @@ def test_batched_splits_images_and_targets_in_chunks_of_eight_by_default():
         batched(fn, images, [1, 2, 3], progress=False)
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         batched(fn, images, None, batch_size=0)
+
+
+def run_auto(monkeypatch, n_items, seconds_per_item):
+    """batched(batch_size="auto") over n_items on a fake clock: a chunk of size s costs
+    s * seconds_per_item[s]. Returns the chunk sizes run, in order."""
+    clock, sizes = [0.0], []
+    monkeypatch.setattr(attribution.time, "perf_counter", lambda: clock[0])
+
+    def fn(chunk, _target):
+        sizes.append(len(chunk))
+        clock[0] += len(chunk) * seconds_per_item[len(chunk)] if len(chunk) in seconds_per_item else 0.0
+        return chunk
+
+    items = torch.arange(n_items)
+    assert torch.equal(batched(fn, items, None, batch_size="auto", progress=False, key="job"), items)
+    return sizes
+
+
+@pytest.mark.parametrize("costs, chosen, tried", [
+    ({8: 1.0, 16: 0.8, 32: 0.9}, 16, [8, 8, 16, 32]),           # 32 costs more per item than 16: stop, keep 16
+    ({8: 1.0, 16: 1.3}, 8, [8, 8, 16]),                          # 16 is slower already: keep 8
+    ({8: 1.0, 16: 0.9, 32: 0.8, 64: 0.7, 128: 0.6}, 128, [8, 8, 16, 32, 64, 128]),  # all tried: the largest
+])
+def test_batched_auto_keeps_the_size_with_the_least_time_per_item(monkeypatch, costs, chosen, tried):
+    monkeypatch.setattr(attribution, "AUTO_CHOICES", {})
+    monkeypatch.setattr(attribution, "_AUTO_TRIALS", {})
+    sizes = run_auto(monkeypatch, 1000, costs)
+    assert sizes[:len(tried)] == tried                    # untimed warm-up at 8, then 8, 16, ...
+    assert attribution.AUTO_CHOICES == {"job": chosen}
+    assert set(sizes[len(tried):-1]) == {chosen} and sum(sizes) == 1000
+    assert run_auto(monkeypatch, 2 * chosen, costs) == [chosen, chosen]  # remembered: no new search
+
+
+def test_batched_auto_continues_its_search_across_calls_and_ignores_short_chunks(monkeypatch):
+    monkeypatch.setattr(attribution, "AUTO_CHOICES", {})
+    monkeypatch.setattr(attribution, "_AUTO_TRIALS", {})
+    costs = {8: 1.0, 16: 0.5, 32: 0.6, 5: 100.0}
+    assert run_auto(monkeypatch, 13, costs) == [8, 5]     # warm-up, then a short chunk: not counted
+    assert attribution._AUTO_TRIALS == {"job": {}}
+    assert run_auto(monkeypatch, 24, costs) == [8, 16]    # 8 timed, then 16
+    assert run_auto(monkeypatch, 40, costs) == [32, 8]    # 32 costs more than 16: the search ends
+    assert attribution.AUTO_CHOICES == {"job": 16}
+    with pytest.raises(ValueError, match='"auto" needs a key'):
+        batched(lambda chunk, t: chunk, torch.arange(3), None, batch_size="auto")
+    with pytest.raises(ValueError, match='positive int or "auto"'):
+        batched(lambda chunk, t: chunk, torch.arange(3), None, batch_size="fast")
 
 
 def test_batched_progress_bar_can_be_switched_off(capsys):
