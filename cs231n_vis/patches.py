@@ -69,7 +69,15 @@ class ReceptiveField:
     size: the field's (height, width) in input pixels; jump: input pixels between
     neighbouring units; offset: the input pixel where unit (0, 0)'s field starts
     (negative where it starts in the padding); input_size and map_size: the
-    input's and the layer's (H, W). ``box(y, x)`` gives a unit's box.
+    input's and the layer's (H, W); end: the input pixel (exclusive) where what
+    any unit of the layer sees ends, when that is short of the image's far edge
+    (else infinite). ``box(y, x)`` gives a unit's box.
+
+    ``end`` cuts the last units' boxes where a window reaches past the previous
+    layer's last unit (into an inner layer's padding, or a ceil_mode pool's
+    overhang): the positions it covers there hold no unit, so the input pixels
+    under them are not seen (squeezenet1_1 at 64 x 64: its first conv never
+    reads pixel 63, yet a padded 3 x 3 conv two layers up reaches over it).
     """
 
     layer: str
@@ -78,18 +86,21 @@ class ReceptiveField:
     offset: tuple[int, int]
     input_size: tuple[int, int]
     map_size: tuple[int, int]
+    end: tuple[float, float] = (math.inf, math.inf)
 
     def box(self, y: int, x: int) -> tuple[int, int, int, int]:
         """The field of unit (y, x) as a box (x0, y0, x1, y1) in input pixels, ends
         exclusive; it may extend past the image's border (into the padding)."""
         y0, x0 = self.offset[0] + y * self.jump[0], self.offset[1] + x * self.jump[1]
-        return x0, y0, x0 + self.size[1], y0 + self.size[0]
+        return x0, y0, min(x0 + self.size[1], self.end[1]), min(y0 + self.size[0], self.end[0])
 
     def boxes(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``box`` for tensors of unit positions (any shape S): a long tensor (*S, 4)."""
         y0 = self.offset[0] + torch.as_tensor(y).long() * self.jump[0]
         x0 = self.offset[1] + torch.as_tensor(x).long() * self.jump[1]
-        return torch.stack([x0, y0, x0 + self.size[1], y0 + self.size[0]], dim=-1)
+        x1 = (x0 + self.size[1]).clamp(max=self.end[1]) if math.isfinite(self.end[1]) else x0 + self.size[1]
+        y1 = (y0 + self.size[0]).clamp(max=self.end[0]) if math.isfinite(self.end[0]) else y0 + self.size[0]
+        return torch.stack([x0, y0, x1, y1], dim=-1)
 
 
 def _pair(value) -> tuple[int, int]:
@@ -139,9 +150,14 @@ def spatial_layers(model: nn.Module, layer: str, input_size: int | tuple[int, in
                     if isinstance(paddings[axis], str):
                         raise ValueError(f"{name}: string padding {paddings[axis]!r} is not supported.")
                     pad = paddings[axis]
-                    if getattr(module, "ceil_mode", False):
-                        raise ValueError(f"{name}: ceil_mode pooling is not supported.")
                     n_out = (n + 2 * pad - k) // s + 1
+                    if getattr(module, "ceil_mode", False):  # squeezenet's pools
+                        # One more window where the last one would overhang the far edge,
+                        # unless it would start in the far padding (PyTorch drops it then).
+                        # The units' fields are placed as without ceil_mode.
+                        n_out = -(-(n + 2 * pad - k) // s) + 1
+                        if (n_out - 1) * s >= n + pad:
+                            n_out -= 1
                 axes.append((k, s, pad))
                 size[axis] = n_out
             out.append((name, axes[0], axes[1], (size[0], size[1])))
@@ -173,8 +189,17 @@ def receptive_field(model: nn.Module, layer: str, *, input_size: int | tuple[int
     height, width = _pair(input_size if input_size is not None else model.input_size)
     per_axis = [stack_receptive_field([entry[1 + axis] for entry in layers]) for axis in range(2)]
     map_size = layers[-1][3] if layers else (height, width)
+    # Layer by layer: what the last unit sees ends where the previous layer's last unit's field ends.
+    end = [math.inf, math.inf]
+    for depth in range(1, len(layers) + 1):
+        for axis in range(2):
+            size, jump, offset = stack_receptive_field([entry[1 + axis] for entry in layers[:depth]])
+            last = layers[depth - 1][3][axis] - 1
+            end[axis] = min(end[axis], offset + last * jump + size)
+    # Only a cut inside the image matters: past its edge the box may run on into the padding.
+    end = [e if e < side else math.inf for e, side in zip(end, (height, width))]
     return ReceptiveField(layer, (per_axis[0][0], per_axis[1][0]), (per_axis[0][1], per_axis[1][1]),
-                          (per_axis[0][2], per_axis[1][2]), (height, width), map_size)
+                          (per_axis[0][2], per_axis[1][2]), (height, width), map_size, tuple(end))
 
 
 def unit_box(model: nn.Module, layer: str, y: int, x: int, *,

@@ -104,6 +104,24 @@ def test_analytic_field_is_the_gradient_support_of_lite0(size):
     _check_supports(lite, units, size, n=1)
 
 
+@pytest.mark.parametrize("size", [64, 97])
+def test_analytic_field_is_the_gradient_support_of_squeezenet_with_its_ceil_mode_pools(size):
+    """squeezenet1_1 pools with ceil_mode=True. At 97 each pool's last window overhangs its input
+    (48 -> 24 units, 23 without ceil_mode; then 12 and 6). At 64 its first conv never reads pixel 63,
+    yet the padded 3x3 convs of the Fire modules reach over it (``ReceptiveField.end``). A Fire
+    module runs a 1x1 and a 3x3 conv side by side: its field is the 3x3 branch's."""
+    torch.manual_seed(0)
+    model = models.load_model("squeezenet1_1", pretrained=False)
+    units = []
+    for layer in ["net.features.2", "net.features.4", "net.features.5", "net.features.7"]:
+        h, w = receptive_field(model, layer, input_size=size).map_size
+        with torch.no_grad(), record(model, [layer]) as rec:
+            model(torch.rand(1, 3, size, size))
+        assert rec.activations[layer].shape[2:] == (h, w), (layer, size)
+        units += [(layer, 0, 0), (layer, h // 2, w // 3), (layer, h - 1, w - 1)]
+    _check_supports(model, units, size, n=64)
+
+
 def test_analytic_field_is_the_gradient_support_of_pretrained_lite0():
     lite = models.load_model("efficientnet_lite0")
     units = [("net.blocks.3.depthwise.act", 0, 0), ("net.blocks.3.depthwise.act", 14, 9), ("net.blocks.5", 7, 4)]
