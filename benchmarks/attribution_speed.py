@@ -11,14 +11,15 @@ image, the same for every method. Prints, in one run:
   two set-ups: trainable parameters, as its README uses it, or frozen parameters
   and an input that requires grad);
 - the gradient (saliency): ours / bare forward+backward (<= 1.05), ours / Captum's
-  ``Saliency`` (abs=False, the same signed gradient);
+  ``Saliency`` (abs=False, the same signed gradient); since our gradients run
+  channels-last, also ours / a bare forward+backward in that layout (the overhead);
 - guided backprop: ours / bare forward+backward (<= 1.05). (Captum's
   ``GuidedBackprop`` only rewrites ``nn.ReLU``: on lite0, whose rectifiers are ReLU6,
   it returns the plain gradient, so it is no reference here.)
 - integrated gradients at equal ``n_steps``: ours (``batch_size="auto"``: its size is
   found during the warm-up call and printed) / Captum's ``IntegratedGradients`` with
-  ``internal_batch_size`` 8, 16 and 64, and against its best (<= 1.0); and, since ours
-  builds its path points channels-last, against Captum handed a channels-last input.
+  ``internal_batch_size`` 8, 16 and 64, and against its best (<= 1.0); and, since our
+  gradients run channels-last, against Captum handed a channels-last input.
 
 Times are medians over ``--repeats`` interleaved rounds (one run of each candidate
 per round, so a change in the machine's load hits all alike) after a warm-up; the
@@ -103,10 +104,15 @@ def gradients(model, x, target, layer, args) -> None:
         z = x.clone().requires_grad_(True)
         torch.autograd.grad(model(z).gather(1, target[:, None]).sum(), z)
 
+    def bare_channels_last():  # the same in the layout our gradients use: what is left is overhead
+        z = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        torch.autograd.grad(model(z).gather(1, target[:, None]).sum(), z)
+
     candidates, cleanup = {"bare": bare}, []
     if "gradcam" in args.only:
         candidates["grad_cam"] = lambda: cam.grad_cam(model, x, target, layer=layer, batch_size=b)
     if "saliency" in args.only:
+        candidates["bare_channels_last"] = bare_channels_last
         candidates["gradient"] = lambda: saliency.gradient(model, x, target, batch_size=b)
         candidates["guided"] = lambda: saliency.guided_backprop(model, x, target, batch_size=b)
     try:
@@ -152,6 +158,9 @@ def gradients(model, x, target, layer, args) -> None:
     if "gradient" in t:
         print(f"gradient        ours / bare forward+backward: {ratio(t, 'gradient', 'bare', 1.05)}")
         print(f"guided backprop ours / bare forward+backward: {ratio(t, 'guided', 'bare', 1.05)}")
+        print(f"gradient        ours / bare, channels-last:   {ratio(t, 'gradient', 'bare_channels_last')}")
+        print(f"guided backprop ours / bare, channels-last:   {ratio(t, 'guided', 'bare_channels_last')}"
+              "  (the rule's own elementwise pass per rectifier)")
     if "captum_saliency" in t:
         print(f"gradient        ours / Captum Saliency:       {ratio(t, 'gradient', 'captum_saliency')}")
 
@@ -170,7 +179,7 @@ def integrated(model, x, target, args) -> None:
         ig[f"captum_{ibs}"] = (lambda n=ibs: explainer.attribute(
             x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
             method="riemann_middle", internal_batch_size=n))
-    # Ours builds its path points channels-last; Captum does the same when handed a channels-last input.
+    # Our gradients run channels-last; Captum's do too when handed a channels-last input.
     x_cl = x.contiguous(memory_format=torch.channels_last)
     for ibs in (8, 16):
         ig[f"captum_{ibs}_channels-last-input"] = (lambda n=ibs: explainer.attribute(

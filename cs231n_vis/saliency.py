@@ -303,12 +303,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     def run(chunk: torch.Tensor, _target) -> torch.Tensor:
         i, k = chunk[:, 0], chunk[:, 1]
         a = alphas[k].view(-1, 1, 1, 1)
-        # Channels-last: oneDNN convolves it without reordering; forward+backward of lite0 at
-        # batch 8 took 0.77x the time of the default layout (alexnet 0.97x, squeezenet 0.85x, the
-        # shapes CNN 0.78x). The gradients agree up to float order, except where a rectifier's
-        # input or a max-pool's tie lies within rounding of its switch (a single pixel then
-        # differs: up to 6 % of the map's maximum on the shapes CNN's flat images).
-        points = (base[i] + a * (x[i] - base[i])).contiguous(memory_format=torch.channels_last)
+        points = base[i] + a * (x[i] - base[i])  # input_gradient makes them channels-last
         # check=False: a point may round a hair outside [0, 1]; x and x' were checked.
         grads = _gradient(model, points, target[i], check=False)
         total.index_add_(0, i, grads * weights[k].view(-1, 1, 1, 1))

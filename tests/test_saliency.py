@@ -40,7 +40,7 @@ def close(got, expected, rtol=1e-4):
 
 def plain_gradient(model, images, target):
     reference = copy.deepcopy(model).eval()
-    x = images.clone().requires_grad_(True)
+    x = images.contiguous(memory_format=torch.channels_last).requires_grad_(True)  # input_gradient's layout
     logits = reference(x)
     (grad,) = torch.autograd.grad(logits[torch.arange(len(x)), target].sum(), x)
     return grad
@@ -81,7 +81,7 @@ def reference_rule_gradient(model, images, target, rule):
             parent, _, child = name.rpartition(".")
             upper = module.max_val if isinstance(module, nn.ReLU6) else None
             setattr(reference.get_submodule(parent) if parent else reference, child, RuleModule(upper, rule))
-    x = images.clone().requires_grad_(True)
+    x = images.contiguous(memory_format=torch.channels_last).requires_grad_(True)  # input_gradient's layout
     (grad,) = torch.autograd.grad(reference(x)[torch.arange(len(x)), target].sum(), x)
     return grad
 
@@ -214,7 +214,12 @@ def test_against_captum_on_random_torchvision_models(name):
     torch.manual_seed(0)
     model = load_model(name, pretrained=False)  # random weights, wrapped to take [0, 1]
     images, target = torch.rand(2, 3, 64, 64), torch.tensor([3, 999])
-    x = images.clone().requires_grad_(True)
+    # Our gradients run channels-last (faster on CPU); so do Captum's, given a channels-last input.
+    # Same arithmetic, so the same tolerance. (In the default layout the two differ by up to 3e-4 of
+    # the maximum on squeezenet, where each misses a float64 reference by more: 1e-2 of the maximum
+    # in the default layout, 4e-7 channels-last.)
+    images_cl = images.contiguous(memory_format=torch.channels_last)
+    x = images_cl.clone().requires_grad_(True)
     cases = [(saliency.gradient, captum_attr.Saliency, {"abs": False}),
              (saliency.input_x_gradient, captum_attr.InputXGradient, {}),
              (saliency.guided_backprop, captum_attr.GuidedBackprop, {}),
@@ -225,11 +230,6 @@ def test_against_captum_on_random_torchvision_models(name):
             got = ours(model, images, target)
         close(got, expected)
         assert got.abs().amax((1, 2, 3)).min() > 0  # not a trivial 0 == 0
-    # Our IG builds its path points channels-last (faster on CPU); so does Captum given a
-    # channels-last input. Same arithmetic, so the same tolerance. (In the default layout the two
-    # differ by up to 3e-4 of the maximum on squeezenet, where each misses a float64 reference
-    # by more: 1e-2 of the maximum in the default layout, 4e-7 channels-last.)
-    images_cl = images.contiguous(memory_format=torch.channels_last)
     expected = captum_attr.IntegratedGradients(model).attribute(
         images_cl, baselines=0.25, target=target, n_steps=8, method="riemann_middle").detach()
     with model_unchanged(model):
@@ -252,7 +252,8 @@ def test_guided_backprop_on_the_default_model_where_captum_returns_the_plain_gra
     with model_unchanged(model):
         ours = saliency.guided_backprop(model, images, target)
         grad = saliency.gradient(model, images, target)
-    captum = captum_attr.GuidedBackprop(model).attribute(images.clone().requires_grad_(True), target=target)
+    captum = captum_attr.GuidedBackprop(model).attribute(
+        images.contiguous(memory_format=torch.channels_last).requires_grad_(True), target=target)
     torch.testing.assert_close(captum.detach(), grad)  # Captum's "guided backprop" is the gradient here
     close(ours, reference_rule_gradient(model, images, target, "guided"))
     assert (ours - grad).abs().max() > 0.5 * grad.abs().max()
