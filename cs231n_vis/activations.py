@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attribution import check_images
 from .hooks import frozen, layer_list, record
 
 
@@ -14,8 +15,10 @@ def layer_activations(model: nn.Module, images: torch.Tensor, layers: str | list
     """The outputs of ``layers`` for ``images`` (N, 3, H, W): layer name → (N, C, h, w).
 
     The batches run on the model's device; the results come back on the
-    images' device (a CPU dataset can be measured with a model on the GPU).
+    images' device (a CPU dataset can be measured with a model on the GPU),
+    in the model's dtype (images are checked and converted by ``check_images``).
     """
+    images = check_images(images, model=model)
     names = layer_list(layers)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     model_device = next(model.parameters(), images).device

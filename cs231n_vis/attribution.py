@@ -72,17 +72,27 @@ def record_batch_time(key: Hashable, size: int, n: int, seconds: float) -> None:
         del _AUTO_TRIALS[key]
 
 
-def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+def check_images(images: torch.Tensor, name: str = "images", *, model: nn.Module | None = None) -> torch.Tensor:
     """Check that ``images`` is a batch of RGB images, (N, 3, H, W) float in [0, 1].
 
-    Returns ``images`` unchanged. Raises a TypeError (not a tensor, not float)
-    or a ValueError (shape, values) that names the argument, says what was
-    received and how to fix it; ``name`` is the argument's name in the message.
+    Returns the images ready for ``model``: any float dtype is accepted and, when
+    ``model`` is given, converted to the model's dtype (float32 for the course's
+    models), so a student's float64 batch (``torch.from_numpy(photo / 255)``) works
+    and the technique's result comes back in the model's dtype. Any memory layout
+    (channels-last, non-contiguous views) and ``requires_grad`` inputs are accepted.
+
+    Raises a TypeError (not a tensor, not float) or a ValueError (shape, values)
+    that names the argument, says what was received and how to fix it; ``name``
+    is the argument's name in the message. (An image smaller than the model can
+    take is reported where the model runs: ``hooks.frozen``.)
     """
     fix = "cs231n_vis.images.to_tensor(image, size=224) makes one from (H, W, 3) images"
     if not isinstance(images, torch.Tensor):
+        kind = type(images).__name__
+        hint = (f"a NumPy array: torch.from_numpy(array), then (N, 3, H, W) in [0, 1]; or {fix}"
+                if hasattr(images, "__array__") else fix)
         raise TypeError(f"{name} must be a torch.Tensor (N, 3, H, W) of floats in [0, 1]; "
-                        f"got {type(images).__name__}. {fix}.")
+                        f"got {kind}. {hint[0].upper() + hint[1:]}.")
     got = f"got shape {tuple(images.shape)}, dtype {images.dtype}"
     if not images.dtype.is_floating_point:
         hint = "divide by 255: images.float() / 255" if images.dtype == torch.uint8 else "use images.float()"
@@ -101,6 +111,8 @@ def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
         raise ValueError(f"{name} must have 3 channels (N, 3, H, W); {got}: {hint}.")
     if len(images) == 0:
         raise ValueError(f"{name} is an empty batch; {got}.")
+    if images.shape[2] == 0 or images.shape[3] == 0:
+        raise ValueError(f"{name} has no pixels; {got}.")
     values = images.detach()
     if not torch.isfinite(values).all():
         raise ValueError(f"{name} contains NaN or infinite values; {got}.")
@@ -110,7 +122,19 @@ def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
             f"{name} must have values in [0, 1] (the models normalize inside); {got}, values in "
             f"[{low:.4g}, {high:.4g}]. Pixels in 0..255: divide by 255. Normalized with a mean "
             f"and std: undo it (x * std + mean). {fix}.")
+    if model is not None:
+        dtype = model_dtype(model)
+        if images.dtype != dtype:
+            images = images.to(dtype)
     return images
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype the model computes in: its first floating parameter's (float32 if none)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.dtype.is_floating_point:
+            return tensor.dtype
+    return torch.float32
 
 
 def resolve_target(model: nn.Module, images: torch.Tensor, target: Target, *,

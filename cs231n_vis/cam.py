@@ -75,7 +75,7 @@ def _weighted_maps(model: nn.Module, images: torch.Tensor, target: Target, layer
                    channel_weights: ChannelWeights, *, rectify: bool, batch_size: int,
                    progress: bool, desc: str) -> torch.Tensor:
     """The family's one mechanism: ``sum_k w_k A_k`` (N, h, w), with a ReLU when ``rectify``."""
-    check_images(images)
+    images = check_images(images, model=model)
     layer = _layer_name(model, layer)
 
     def one_batch(chunk: torch.Tensor, chunk_target: Target) -> torch.Tensor:
@@ -214,7 +214,7 @@ def guided_grad_cam(model: nn.Module, images: torch.Tensor, target: Target = Non
     """
     from .saliency import guided_backprop  # notebook 06's module
 
-    check_images(images)
+    images = check_images(images, model=model)
     target = resolve_target(model, images, target)
     coarse = grad_cam(model, images, target, layer=layer, batch_size=batch_size, progress=progress)
     guided = guided_backprop(model, images, target, batch_size=batch_size, progress=progress)

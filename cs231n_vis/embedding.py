@@ -52,7 +52,7 @@ def codes(model: nn.Module, images: torch.Tensor, layer: str | None = None, *,
     Limits: averaging discards *where* a feature fired; a code is only as
     meaningful as the data the network was trained on (DeCAF, arXiv:1310.1531).
     """
-    check_images(images)
+    images = check_images(images, model=model)
     layer = layer if layer is not None else model.cam_layer
     acts = layer_activations(model, images, layer, batch_size=batch_size)[layer]
     return acts.flatten(2).mean(dim=2) if acts.dim() > 2 else acts
@@ -61,7 +61,7 @@ def codes(model: nn.Module, images: torch.Tensor, layer: str | None = None, *,
 def layer_codes(model: nn.Module, images: torch.Tensor, layers: list[str], *,
                 batch_size: int = 8) -> dict[str, torch.Tensor]:
     """``codes`` at several layers in one pass per batch: layer name → (N, C_layer)."""
-    check_images(images)
+    images = check_images(images, model=model)
     acts = layer_activations(model, images, layers, batch_size=batch_size)
     return {name: a.flatten(2).mean(dim=2) if a.dim() > 2 else a for name, a in acts.items()}
 

@@ -97,6 +97,7 @@ def class_probabilities(model: nn.Module, images: torch.Tensor, *, batch_size: i
 
     Forward passes only, in eval mode with frozen parameters, ``batch_size`` images at a time.
     """
+    images = check_images(images, model=model)
     param = next(model.parameters(), None)
     device = param.device if param is not None else images.device
     with frozen(model), torch.no_grad():
@@ -231,7 +232,7 @@ def _baseline_images(images: torch.Tensor, baseline, blur_sigma: float, mean) ->
 def _perturbation_curves(model: nn.Module, images: torch.Tensor, maps: torch.Tensor, target, *,
                          insert: bool, steps: int, baseline, blur_sigma: float, mean, score: str,
                          seed: int, batch_size: int, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    check_images(images)
+    images = check_images(images, model=model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (the number of equal pixel fractions); got {steps!r}.")
     if score not in CURVE_SCORES:

@@ -382,7 +382,7 @@ def stylize(stylizer: nn.Module, images: torch.Tensor, *, batch_size: int = 4,
     and the scale of its strokes are fixed at training time (the strokes are sized for the
     training crops, so larger inputs look finer-grained); sides not divisible by 4 change size.
     """
-    check_images(images)
+    images = check_images(images, model=stylizer)
     _check_same_device(stylizer, images, "stylizer")
 
     def run(chunk: torch.Tensor, _target) -> torch.Tensor:
@@ -402,7 +402,7 @@ def style_grams(loss_net: nn.Module, style_image: torch.Tensor,
 
     ``style_image``: (1, 3, H, W) in [0, 1]. The loss network is frozen and left as it was.
     """
-    check_images(style_image, "style_image")
+    style_image = check_images(style_image, "style_image", model=loss_net)
     if len(style_image) != 1:
         raise ValueError(f"style_image must be one image (1, 3, H, W); got shape {tuple(style_image.shape)}.")
     with frozen(loss_net), torch.no_grad():
@@ -433,7 +433,8 @@ def perceptual_loss(loss_net: nn.Module, outputs: torch.Tensor, contents: torch.
     Returns a dict of (N,) tensors: ``content``, ``style``, ``tv`` (each already multiplied by
     its weight) and ``total``, their sum. Backpropagate ``total.mean()``.
     """
-    check_images(contents, "contents")
+    contents = check_images(contents, "contents", model=loss_net)
+    outputs = outputs.to(contents.dtype)
     if outputs.shape != contents.shape:
         raise ValueError(f"outputs {tuple(outputs.shape)} and contents {tuple(contents.shape)} must have "
                          f"the same shape (one stylized image per content image).")
@@ -444,7 +445,7 @@ def perceptual_loss(loss_net: nn.Module, outputs: torch.Tensor, contents: torch.
     with frozen(loss_net):
         with torch.no_grad():
             target = features(loss_net, contents, content_layer)[content_layer]
-        feats = features(loss_net, outputs, layers)
+        feats = features(loss_net, outputs, layers, check=False)  # unclamped: see Args
     h, w = outputs.shape[-2:]
     terms = {"content": content_weight * content_loss(feats[content_layer], target),
              "style": style_weight * style_loss(feats, grams, layer_weights),
@@ -467,7 +468,7 @@ def gatys_baseline(loss_net: nn.Module, contents: torch.Tensor, style: torch.Ten
     """
     from .style import style_transfer
 
-    check_images(contents, "contents")
+    contents = check_images(contents, "contents", model=loss_net)
     grams = style_grams(loss_net, style, style_layers)
     weights = {name: 1.0 / float((gram ** 2).sum()) for name, gram in grams.items()}
     h, w = contents.shape[-2:]
@@ -583,7 +584,7 @@ def train_stylizer(stylizer: TransformerNet, loss_net: nn.Module, style: torch.T
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
     if size % 4:
         raise ValueError(f"size must be a multiple of 4 (two stride-2 convolutions); got {size}.")
-    check_images(style, "style")
+    style = check_images(style, "style", model=stylizer)
     param = next(stylizer.parameters())
     device = param.device
     style = style.to(device)

@@ -6,7 +6,9 @@
   outputs (and, optionally, the output gradients) of named layers.
 - ``frozen(model)``: a context manager for techniques that need gradients with
   respect to the input only; it puts the model in eval mode, freezes its
-  parameters, and restores every flag it touched on exit.
+  parameters, and restores every flag it touched on exit; an input too small
+  for the model becomes one ``InputTooSmallError`` that gives the model's
+  minimum size (``minimum_input_size``).
 - ``override_rectifiers(model, rule)``: a context manager that replaces the
   backward pass of every ``nn.ReLU`` / ``nn.ReLU6`` module by the rule of
   guided backprop, of the DeconvNet, or by the identity ("linear").
@@ -15,6 +17,8 @@
 from __future__ import annotations
 
 import difflib
+import re
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
@@ -210,6 +214,17 @@ def _no_grad_message(name: str) -> str:
             f"images.requires_grad_(True), and do not run the forward pass under torch.no_grad().")
 
 
+class InputTooSmallError(ValueError):
+    """The images are smaller than the model can take (a feature map shrank below a kernel)."""
+
+
+# torch's messages when a feature map becomes smaller than a kernel or its padding
+# (convolution, pooling, reflection padding); they name no argument, so ``frozen`` replaces them.
+_TOO_SMALL = re.compile(r"Output size is too small|Kernel size can't be greater than actual input size|"
+                        r"Padding size should be less than the corresponding input dimension")
+_MINIMUM_SIZES: "weakref.WeakKeyDictionary[nn.Module, int | None]" = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def frozen(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
     """Eval mode and ``requires_grad=False`` on every parameter, for the block only.
@@ -217,7 +232,9 @@ def frozen(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
     On exit, every module's ``training`` flag and every parameter's
     ``requires_grad`` flag are restored to what they were. (Leaving the
     parameters trainable while taking input gradients also wastes time: the
-    backward pass then computes every weight gradient too.)
+    backward pass then computes every weight gradient too.) Where the block
+    fails because its images are too small for the model, it raises an
+    ``InputTooSmallError`` that says the smallest size the model takes.
     """
     training = {module: module.training for module in model.modules()}
     requires_grad = {param: param.requires_grad for param in model.parameters()}
@@ -225,12 +242,69 @@ def frozen(model: nn.Module, eval_mode: bool = True) -> Iterator[nn.Module]:
         if eval_mode:
             model.eval()
         model.requires_grad_(False)
-        yield model
+        with too_small_errors(model):
+            yield model
     finally:
         for module, flag in training.items():
             module.training = flag
         for param, flag in requires_grad.items():
             param.requires_grad_(flag)
+
+
+@contextmanager
+def too_small_errors(model: nn.Module) -> Iterator[None]:
+    """Turn torch's error for a feature map smaller than a kernel, raised in the block, into
+    an ``InputTooSmallError`` that names the model's smallest input (``frozen`` does this)."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not _TOO_SMALL.search(str(error)):
+            raise
+        raise InputTooSmallError(_too_small_message(model)) from error
+
+
+def minimum_input_size(model: nn.Module, largest: int = 1024) -> int | None:
+    """The smallest side ``s`` such that the model runs on ``s`` × ``s`` images (None: not up to ``largest``).
+
+    Found by forward passes on blank images of growing size (1, 2, 4, … then a
+    bisection), in eval mode under ``torch.no_grad``, once per model (remembered).
+    """
+    if model in _MINIMUM_SIZES:
+        return _MINIMUM_SIZES[model]
+    reference = next((t for t in (*model.parameters(), *model.buffers()) if t.dtype.is_floating_point), None)
+    device, dtype = (reference.device, reference.dtype) if reference is not None else ("cpu", torch.float32)
+
+    def runs(side: int) -> bool:
+        try:
+            model(torch.zeros(1, 3, side, side, device=device, dtype=dtype))
+            return True
+        except RuntimeError:
+            return False
+
+    found = None
+    with frozen(model), torch.no_grad():
+        side = 1
+        while side <= largest and not runs(side):
+            side *= 2
+        if side <= largest:
+            low, found = side // 2, side  # low fails (or is 0), found runs
+            while found - low > 1:
+                middle = (low + found) // 2
+                low, found = (low, middle) if runs(middle) else (middle, found)
+    _MINIMUM_SIZES[model] = found
+    return found
+
+
+def _too_small_message(model: nn.Module) -> str:
+    side = minimum_input_size(model)
+    trained = getattr(model, "input_size", None)
+    least = f"it takes images of at least {side} × {side} pixels" if side else "its smallest input is unknown"
+    message = f"The images are too small for this model ({type(model).__name__}): {least}"
+    if trained:
+        return (f"{message} and was trained on {trained} × {trained}. Resize them first, e.g. "
+                f"torch.nn.functional.interpolate(images, size={trained}, mode='bilinear') or "
+                f"cs231n_vis.images.to_tensor(image, size={trained}).")
+    return f"{message}. Resize them first (torch.nn.functional.interpolate)."
 
 
 # ---------------------------------------------------------------------------

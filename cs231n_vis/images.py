@@ -47,9 +47,10 @@ def load_image(source: str | os.PathLike | bytes) -> np.ndarray:
 
     Raises:
         FileNotFoundError: `source` is a path and there is no file there.
-        ImageLoadError: the file is empty, is not an image, or is
-            truncated/corrupt. It is a `ValueError`, and the message names
-            the file.
+        ImageLoadError: the file is empty, is not an image, is
+            truncated/corrupt, or has more pixels than Pillow's safety limit
+            (a "decompression bomb"). It is a `ValueError`, and the message
+            names the file.
     """
     if isinstance(source, bytes):
         name = f"<bytes, {len(source)} bytes>"
@@ -72,6 +73,12 @@ def load_image(source: str | os.PathLike | bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # decode every pixel now, so broken files fail here
             return _to_rgb_float(ImageOps.exif_transpose(img), name)
+    except Image.DecompressionBombError as error:
+        raise ImageLoadError(
+            f"{name} is larger than Pillow's safety limit for untrusted files ({error}). "
+            "Downscale it in an image editor first, or, if you trust the file, raise the limit "
+            "before loading: PIL.Image.MAX_IMAGE_PIXELS = None."
+        ) from error
     except UnidentifiedImageError as error:
         raise ImageLoadError(
             f"{name} is not an image format Pillow can read (is it really an "

@@ -67,6 +67,7 @@ def fill_images(images: torch.Tensor, fill: str | float = "grey", *, mean=None,
     ``data.images.mean((0, 2, 3))`` for another data set), or a number in [0, 1]
     (that constant, like Captum's scalar ``baselines``).
     """
+    images = check_images(images)
     if isinstance(fill, (int, float)) and not isinstance(fill, bool):
         if not 0 <= fill <= 1:
             raise ValueError(f"A constant fill must be in [0, 1] (the images' range); got {fill}.")
@@ -138,7 +139,7 @@ def occlusion(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     eyes: hiding one leaves the other), so objects with repeated parts look
     less important than they are.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -215,6 +216,7 @@ def occlusion_coarse_to_fine(model: nn.Module, images: torch.Tensor, target: Tar
     with small drops is missed; a larger window (relative to ``coarse * stride``)
     makes that less likely.
     """
+    images = check_images(images, model=model)
     if not isinstance(coarse, int) or coarse < 1:
         raise ValueError(f"coarse must be a positive int (the coarse grid's stride in fine steps); got {coarse!r}.")
     if not 0 < keep <= 1:
@@ -254,7 +256,7 @@ def random_occluders(images: torch.Tensor, masks: torch.Tensor, *, size: tuple[i
     fraction of each object's pixels the square covers (N,). Deterministic
     given ``seed`` (its own NumPy generator).
     """
-    check_images(images)
+    images = check_images(images)
     masks = torch.as_tensor(masks, dtype=torch.bool)
     if masks.shape != (len(images), *images.shape[-2:]):
         raise ValueError(f"masks must be bool (N, H, W) = {(len(images), *images.shape[-2:])}; "

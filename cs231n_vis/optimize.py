@@ -150,7 +150,7 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
     with L-BFGS); jitter makes the objective random, which L-BFGS's line-search-free
     steps also do not expect.
     """
-    check_images(init, "init")
+    init = check_images(init, "init", model=model)
     _check_options(optimizer, parameterization, steps, jitter, blur_every, lr=lr, l2=l2, tv=tv,
                    blur_sigma=blur_sigma)
     generator = torch.Generator().manual_seed(seed)
@@ -328,7 +328,7 @@ def class_visualization(model: nn.Module, target: int | Sequence[int] | torch.Te
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(len(classes), 3, size, size, generator=generator)
         init = (0.5 + init_std * noise).clamp(0, 1).to(device)
-    check_images(init, "init")
+    init = check_images(init, "init", model=model)
     if len(init) != len(classes):
         raise ValueError(f"init holds {len(init)} images but target names {len(classes)} classes; "
                          f"give one starting image per class.")
@@ -386,7 +386,7 @@ def fooling_image(model: nn.Module, images: torch.Tensor, target: int | Sequence
     the smallest possible perturbation, only a short path to the decision boundary; the
     result is not quantized to 8 bits, which could undo a perturbation this small.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     if target is None:
         raise ValueError("fooling_image needs a target class (an int or N ints); got None.")
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -443,7 +443,7 @@ def fgsm(model: nn.Module, images: torch.Tensor, target=None, *, epsilon: float,
     sign(0) = 0, so pixels with an exactly zero gradient are left as they are; the clamp
     to [0, 1] shortens the step at saturated pixels.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
         raise ValueError(f"epsilon must be a number in [0, 1] (pixel units: 1/255 is one grey level); "
                          f"got {epsilon!r}.")
@@ -509,7 +509,7 @@ def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: in
     deep in the network has a large receptive field, so the smallest octave must still be
     larger than a few of its strides.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     for name, value, low in (("octaves", octaves, 1), ("steps", steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int ≥ {low}; got {value!r}.")

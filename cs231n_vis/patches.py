@@ -230,7 +230,7 @@ def unit_gradient(model: nn.Module, images: torch.Tensor, layer: str, y: int, x:
     """
     from .hooks import override_rectifiers
 
-    check_images(images)
+    images = check_images(images, model=model)
     device = next(model.parameters()).device
     inputs = images.detach().to(device).requires_grad_(True)
     with frozen(model), torch.enable_grad(), record(model, layer, keep_graph=True) as rec:
@@ -292,9 +292,9 @@ class TopPatches:
     field: ReceptiveField
 
 
-def _batches(images, batch_size: int) -> Iterable[torch.Tensor]:
+def _batches(images, batch_size: int, model: nn.Module) -> Iterable[torch.Tensor]:
     if isinstance(images, torch.Tensor):
-        check_images(images)
+        images = check_images(images, model=model)
         return images.split(batch_size)
     return images
 
@@ -339,9 +339,9 @@ def top_patches(model: nn.Module, images, layer: str, *, k: int = 9, directions:
     seen, width, map_hw, size = 0, 1, None, None
     with frozen(model), torch.no_grad(), record(model, layer) as rec, \
             tqdm(total=total, desc=desc, unit="image", disable=not progress) as bar:
-        for batch in _batches(images, batch_size):
+        for batch in _batches(images, batch_size, model):
             if total is None:
-                check_images(batch, "a batch of images")
+                batch = check_images(batch, "a batch of images", model=model)
             if size is None:
                 size = tuple(batch.shape[-2:])
             elif tuple(batch.shape[-2:]) != size:

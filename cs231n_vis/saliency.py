@@ -62,7 +62,7 @@ def _check_batch_size(batch_size, auto: bool = False) -> None:
 
 def _per_image(model: nn.Module, images: torch.Tensor, target: Target, rule: str | None,
                batch_size: int, progress: bool, desc: str) -> torch.Tensor:
-    check_images(images)
+    images = check_images(images, model=model)
     _check_batch_size(batch_size)
     return batched(lambda chunk, t: _gradient(model, chunk, t, rule), images, target,
                    batch_size=batch_size, progress=progress, desc=desc)
@@ -101,6 +101,7 @@ def input_x_gradient(model: nn.Module, images: torch.Tensor, target: Target = No
     the pixel's importance, and inherits the gradient's noise; on [0, 1] images
     the bright regions dominate.
     """
+    images = check_images(images, model=model)
     return images.detach() * gradient(model, images, target, batch_size=batch_size, progress=progress)
 
 
@@ -189,7 +190,7 @@ def smoothgrad(model: nn.Module, images: torch.Tensor, target: Target = None, *,
     noise without making it more faithful (the average of local gradients is
     still a local, not a contribution, measure).
     """
-    check_images(images)
+    images = check_images(images, model=model)
     _check_batch_size(batch_size)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive int (noisy copies per image); got {samples!r}.")
@@ -285,7 +286,7 @@ def integrated_gradients(model: nn.Module, images: torch.Tensor, target: Target 
     attribution to black pixels); ``steps`` times the cost of a gradient; the
     straight path goes through images unlike any the model was trained on.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     _check_batch_size(batch_size, auto=True)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int (gradients along the path); got {steps!r}.")
@@ -327,7 +328,7 @@ def completeness_error(model: nn.Module, images: torch.Tensor, attributions: tor
     the difference. Pass the same ``target`` and ``baseline`` as to
     ``integrated_gradients`` (None: the predicted class of x; black).
     """
-    check_images(images)
+    images = check_images(images, model=model)
     if not isinstance(attributions, torch.Tensor) or attributions.shape != images.shape:
         got = tuple(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
         raise ValueError(f"attributions must have the images' shape {tuple(images.shape)}; got {got}.")
@@ -484,7 +485,7 @@ def cascading_randomization(model: nn.Module, images: torch.Tensor, target: Targ
     Known limits: L + 1 times the method's cost; the outcome depends on how the
     weights are re-drawn (the paper used the layers' initialization distributions).
     """
-    check_images(images)
+    images = check_images(images, model=model)
     if isinstance(method, str):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS} or a callable; got {method!r}.")

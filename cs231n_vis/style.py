@@ -39,20 +39,25 @@ from torch import nn
 
 from . import assets
 from .attribution import check_images
-from .hooks import frozen, layer_list, record
+from .hooks import frozen, layer_list, record, too_small_errors
 from .images import load_image, to_tensor
 from .optimize import Optimized, optimize_image, total_variation
 
 
-def features(model: nn.Module, images: torch.Tensor, layers: str | Sequence[str]) -> dict[str, torch.Tensor]:
+def features(model: nn.Module, images: torch.Tensor, layers: str | Sequence[str], *,
+             check: bool = True) -> dict[str, torch.Tensor]:
     """The outputs of ``layers`` for ``images`` (N, 3, H, W): name → (N, C, h, w).
 
     They stay in the autograd graph (a loss on them back-propagates to ``images``); run
     under ``torch.no_grad()`` for fixed targets. The caller freezes the model
-    (``hooks.frozen``, or ``optimize_image(..., model=model)``).
+    (``hooks.frozen``, or ``optimize_image(..., model=model)``). Images are checked and
+    converted to the model's dtype (``attribution.check_images``); ``check=False`` skips
+    that, for a network's outputs that may leave [0, 1] (a stylizer's, in training).
     """
+    if check:
+        images = check_images(images, model=model)
     names = layer_list(layers)
-    with record(model, names, keep_graph=True) as rec:
+    with record(model, names, keep_graph=True) as rec, too_small_errors(model):
         model(images)
     return {name: rec.activations[name] for name in names}
 
@@ -117,10 +122,10 @@ def start_images(like: torch.Tensor, init="noise", *, seed: int = 0, allowed: tu
     is. ``allowed``: the names a caller accepts (``invert`` has no content image).
     """
     if isinstance(init, torch.Tensor):
-        check_images(init, "init")
+        init = check_images(init, "init")
         if init.shape != like.shape:
             raise ValueError(f"init must have the images' shape {tuple(like.shape)}; got {tuple(init.shape)}.")
-        return init.to(like.device)
+        return init.to(like.device, like.dtype)
     if init not in allowed:
         raise ValueError(f"init must be one of {allowed} or a tensor (N, 3, H, W) in [0, 1]; got {init!r}.")
     if init == "content":
@@ -207,7 +212,7 @@ def invert(model: nn.Module, images: torch.Tensor, layer: str | Sequence[str], *
     optimization is local and stops after ``steps``, so a large error can mean "not
     converged" as well as "information lost". Compare layers at the same budget.
     """
-    check_images(images)
+    images = check_images(images, model=model)
     names = _layers_per_image(layer, len(images))
     targets = _targets(model, images, names)
     start = start_images(images, init, seed=seed, allowed=("noise", "grey"))
@@ -224,8 +229,8 @@ def relative_feature_error(model: nn.Module, candidates: torch.Tensor, images: t
     ``layer``: one name, or one per image (as in ``invert``). 0 means identical features; an
     unrelated image typically scores near or above 1.
     """
-    check_images(candidates, "candidates")
-    check_images(images)
+    candidates = check_images(candidates, "candidates", model=model)
+    images = check_images(images, model=model)
     if candidates.shape != images.shape:
         raise ValueError(f"candidates {tuple(candidates.shape)} and images {tuple(images.shape)} differ in shape.")
     names = _layers_per_image(layer, len(images))
@@ -271,7 +276,7 @@ def balanced_style_weights(model: nn.Module, style: torch.Tensor, layers: Sequen
     efficientnet_lite0 the stem's is ~1000× a middle block's), so with equal weights the
     largest layer alone decides the style. ``style``: (1, 3, h, w) in [0, 1].
     """
-    check_images(style, "style")
+    style = check_images(style, "style", model=model)
     names = layer_list(layers)
     with frozen(model), torch.no_grad():
         feats = features(model, style[:1], names)
@@ -319,8 +324,8 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     features co-occur but not where, so large-scale structure of the style (and of the
     content, at a deep content layer) is not reproduced; a local optimum after ``steps``.
     """
-    check_images(content, "content")
-    check_images(style, "style")
+    content = check_images(content, "content", model=model)
+    style = check_images(style, "style", model=model)
     weights = _style_layer_weights(style_layers)
     n, device = len(content), content.device
     cw = _per_image(content_weight, n, "content_weight", device)
@@ -343,9 +348,9 @@ def gatys_losses(model: nn.Module, images: torch.Tensor, content: torch.Tensor, 
                  content_layer: str, style_layers: Sequence[str] | dict[str, float]) -> dict[str, torch.Tensor]:
     """The unweighted terms of ``style_transfer``'s objective for ``images`` (N, 3, H, W):
     ``{"content": (N,), "style": (N,), "tv": (N,)}`` (the same definitions and layer weights)."""
-    check_images(images)
-    check_images(content, "content")
-    check_images(style, "style")
+    images = check_images(images, model=model)
+    content = check_images(content, "content", model=model)
+    style = check_images(style, "style", model=model)
     weights = _style_layer_weights(style_layers)
     content_target, style_grams = _gatys_targets(model, content, style, content_layer, weights)
     with frozen(model), torch.no_grad():
@@ -365,7 +370,7 @@ def shuffle_patches(images: torch.Tensor, patch: int, *, seed: int = 0) -> torch
     the layout above the patch size is destroyed. When ``patch`` does not divide H or W,
     the last rows / columns (the remainder) stay where they are.
     """
-    check_images(images)
+    images = check_images(images)
     n, c, height, width = images.shape
     if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
         raise ValueError(f"patch must be a positive int (pixels); got {patch!r}.")
@@ -395,8 +400,8 @@ def layout_and_detail(candidates: torch.Tensor, images: torch.Tensor, *, cell: i
     Correlations ignore brightness and contrast, which inversions often get wrong while
     the picture is right. H and W must be multiples of ``cell``.
     """
-    check_images(candidates, "candidates")
-    check_images(images)
+    candidates = check_images(candidates, "candidates")
+    images = check_images(images)
     if candidates.shape != images.shape:
         raise ValueError(f"candidates {tuple(candidates.shape)} and images {tuple(images.shape)} differ in shape.")
     if images.shape[-1] % cell or images.shape[-2] % cell:
@@ -422,8 +427,8 @@ def gram_distance(model: nn.Module, images: torch.Tensor, reference: torch.Tenso
     ``images`` (N, 3, H, W) against one ``reference`` (1, 3, h, w) (sizes may differ): 0 =
     the same Gram (the same "style" at that layer), 1 = as far as all-zero features.
     """
-    check_images(images)
-    check_images(reference, "reference")
+    images = check_images(images, model=model)
+    reference = check_images(reference, "reference", model=model)
     names = layer_list(layers)
     with frozen(model), torch.no_grad():
         ours, theirs = features(model, images, names), features(model, reference[:1], names)
@@ -457,8 +462,8 @@ def match_points(model: nn.Module, source: torch.Tensor, points: torch.Tensor, t
     Known limits: a nearest neighbour, no geometric consistency between the points; the
     features of a coarse layer are smooth, so neighbouring pixels are near-ties.
     """
-    check_images(source, "source")
-    check_images(target, "target")
+    source = check_images(source, "source", model=model)
+    target = check_images(target, "target", model=model)
     if source.shape != target.shape:
         raise ValueError(f"source {tuple(source.shape)} and target {tuple(target.shape)} must have one shape.")
     n, _, height, width = source.shape
