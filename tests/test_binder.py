@@ -3,13 +3,10 @@
 repo2docker creates the conda environment (python and pip from conda-forge), then runs the
 pip section. conda-forge cannot be reached from this project's machines (their registries are
 PyPI, Debian's and npm's), so the conda half is checked by reading the file. The pip half is
-resolved here exactly as written, by a fresh virtual environment's own pip on the pinned python
-(`pip install --dry-run`, about a minute); `make test` itself installs `-e .[course,test]` from
-the package registries in a fresh virtual environment on every CI run — a superset of it.
+checked to be exactly `-e .[course]`, which `make test` installs (with the test extra) from the
+package registries in a fresh virtual environment on the pinned python on every CI run.
 """
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,23 +42,32 @@ def test_environment_yml_is_python_pip_and_the_package_with_its_course_extra():
     assert {"jupyterlab", "ipykernel"} <= names, "Binder opens JupyterLab: the course extra must bring it"
 
 
-
-def test_the_pip_section_resolves_in_a_fresh_environment_on_the_pinned_python(tmp_path):
+def test_make_test_installs_on_the_pinned_python():
+    """The pip section is exactly `-e .[course]` (above), and `make test` installs `-e .[course,test]`,
+    a superset, from the package registries in a fresh virtual environment on every CI run: on the
+    pinned Python, that install is the proof that the section resolves. (A separate `pip install
+    --dry-run` of the section in a second fresh environment cost a minute and checked the same.)"""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     pinned = python.split("=", 1)[1]
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     if running != pinned:
-        pytest.skip(f"environment.yml pins python {pinned}; this is python {running}")
-    (pip_args,) = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
-    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "env")], check=True)
-    report = tmp_path / "report.json"
-    args = [arg for line in pip_args for arg in line.split()]  # "-e .[course]" -> "-e", ".[course]"
-    done = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-m", "pip", "install", "--dry-run", "--quiet",
-                           "--report", str(report), *args], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, f"pip could not resolve environment.yml's pip section:\n{done.stderr[-3000:]}"
-    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-                for item in json.loads(report.read_text())["install"]}
+        pytest.skip(f"environment.yml pins python {pinned}; these tests run on python {running}")
+    from importlib.metadata import distribution
+
+    installed = distribution("cs231n-vis")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert resolved.get(project["name"].lower()) == project["version"]
-    assert {"torch", "torchvision", "jupyterlab", "ipykernel", "ipywidgets"} <= set(resolved), sorted(resolved)
+    assert installed.version == project["version"]
+    course = {Requirement(r).name for r in project["optional-dependencies"]["course"]}
+    missing = [name for name in course if not _installed(name)]
+    assert not missing, f"the course extra did not install: {missing}"
+
+
+def _installed(name: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(name)
+        return True
+    except PackageNotFoundError:
+        return False

@@ -65,6 +65,34 @@ def test_a_failing_notebook_stops_the_build_with_its_error(tmp_path):
     assert not (tmp_path / "html" / "index.html").exists()
 
 
+def test_parallel_build_gives_each_kernel_its_threads_and_records_peak_memory(tmp_path, capsys):
+    for k in (1, 2, 3):
+        write_notebook(tmp_path / f"0{k}_n{k}.ipynb", f"N{k}", "import os; print('threads=' + os.environ['OMP_NUM_THREADS'])")
+    done = build(tmp_path, tmp_path / "html", jobs=2, threads=1)
+    assert [d["href"] for d in done] == ["01_n1.html", "02_n2.html", "03_n3.html"]  # course order
+    for d in done:
+        assert "threads=1" in (tmp_path / "html" / d["href"]).read_text()
+        assert 10 < d["peak_mb"] < 2000, d  # a Python kernel holds tens of MB
+    printed = capsys.readouterr().out
+    assert all(f"[{k}/3] 0{k}_n{k}.ipynb: executed in" in printed for k in (1, 2, 3))
+    assert "peak memory" in (tmp_path / "html" / "index.html").read_text()
+
+
+def test_a_failing_notebook_stops_a_parallel_build_too(tmp_path):
+    write_notebook(tmp_path / "01_good.ipynb", "Good", "print(1)")
+    write_notebook(tmp_path / "02_bad.ipynb", "Bad", "raise ValueError('broken cell')")
+    with pytest.raises(Exception, match="broken cell"):
+        build(tmp_path, tmp_path / "html", jobs=2)
+    assert not (tmp_path / "html" / "index.html").exists()
+
+
+def test_default_jobs_use_every_core_with_one_thread_each_on_two_cores(monkeypatch):
+    monkeypatch.setattr(course.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert course.default_jobs() == (2, 1)
+    monkeypatch.setattr(course.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert course.default_jobs() == (4, 4)
+
+
 def test_no_notebooks_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No numbered notebooks"):
         build(tmp_path, tmp_path / "html")
