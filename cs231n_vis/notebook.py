@@ -20,6 +20,7 @@ from torch import nn
 
 from . import __version__
 from .models import default_model_name, load_model
+from .plotting import use_compact_figures
 
 
 @dataclass
@@ -52,6 +53,7 @@ def setup(seed: int = 0, model: str | None = "default", device: str | torch.devi
     ``device=None`` picks the GPU when there is one.
     """
     seed_everything(seed)
+    use_compact_figures()  # photos stored as JPEG, plots as PNG: notebooks stay small
     device = torch.device(device) if device is not None else pick_device()
     name = default_model_name() if model == "default" else model
     loaded = load_model(name, device=device) if name is not None else None

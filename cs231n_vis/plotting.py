@@ -16,8 +16,10 @@ The conventions live here, so every notebook looks the same:
 
 from __future__ import annotations
 
+import base64
 import io
 import math
+from functools import partial
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -57,10 +59,90 @@ def colormap(kind: str, *, over_image: bool = False) -> Colormap:
 
 def figure_png(fig: Figure, dpi: int | None = None) -> bytes:
     """Render ``fig`` to PNG bytes and close it (for ipywidgets.Image)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=dpi)
+    data = figure_bytes(fig, "png", dpi=dpi)
     plt.close(fig)
+    return data
+
+
+# How figures are stored in the notebooks (``notebook.setup`` registers these with IPython):
+# photo-like figures (an RGB image of at least PHOTO_PIXELS pixels) as JPEG, which stores a
+# photo in a fraction of a PNG's bytes; everything else (line plots, maps, filters, whose sharp
+# edges JPEG would smear) as PNG.
+FIGURE_DPI = 80
+JPEG_QUALITY = 85
+PHOTO_PIXELS = 48 * 48
+
+
+def figure_format(fig: Figure) -> str:
+    """"jpeg" for a figure that shows a photo-like RGB image, else "png"."""
+    for ax in fig.axes:
+        for image in ax.get_images():
+            array = image.get_array()
+            if array is not None and array.ndim == 3 and array.shape[2] in (3, 4) \
+                    and array.shape[0] * array.shape[1] >= PHOTO_PIXELS:
+                return "jpeg"
+    return "png"
+
+
+def figure_bytes(fig: Figure, fmt: str, dpi: int | None = None) -> bytes:
+    """``fig`` rendered as ``fmt`` ("png" or "jpeg") at ``dpi`` (default ``FIGURE_DPI``), tightly cropped."""
+    buffer = io.BytesIO()
+    options = {"pil_kwargs": {"quality": JPEG_QUALITY}} if fmt == "jpeg" else {}
+    fig.savefig(buffer, format=fmt, dpi=dpi or FIGURE_DPI, bbox_inches="tight", facecolor="white", **options)
     return buffer.getvalue()
+
+
+def use_compact_figures() -> bool:
+    """In IPython: store every matplotlib figure as ``figure_format`` says (JPEG for photos,
+    PNG otherwise) at ``FIGURE_DPI``. Returns False (and does nothing) outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    # pyplot loads its backend on first use, and the inline backend then registers its own
+    # figure formatters: load it now, so that ours, registered after it, are the ones used.
+    plt.close(plt.figure())
+    formatters = shell.display_formatter.formatters
+    for fmt in ("png", "jpeg"):
+        formatters[f"image/{fmt}"].for_type(Figure, partial(_figure_as, fmt))
+    return True
+
+
+def _figure_as(fmt: str, fig: Figure) -> str | None:
+    """IPython's formatter for ``fmt``: the figure's bytes (base64) if it is stored as ``fmt``."""
+    if not fig.axes or figure_format(fig) != fmt:
+        return None
+    return base64.b64encode(figure_bytes(fig, fmt)).decode("ascii")
+
+
+def table(rows: Sequence[Sequence], header: Sequence[str], *, formats: str | Sequence[str] = "{}",
+          title: str | None = None) -> str:
+    """A plain-text table to print: one row per entry of ``rows``, columns aligned.
+
+    ``formats``: one format string for every cell, or one per column (e.g. ``"{:.2f}"``;
+    a cell that is a string is shown as it is). Numbers are right-aligned, text left.
+    """
+    formats = [formats] * len(header) if isinstance(formats, str) else list(formats)
+    if len(formats) != len(header) or any(len(row) != len(header) for row in rows):
+        raise ValueError(f"Every row and the formats need {len(header)} entries (the header's).")
+    cells = [[v if isinstance(v, str) else f.format(v) for v, f in zip(row, formats)] for row in rows]
+    numeric = [all(not isinstance(row[j], str) for row in rows) for j in range(len(header))]
+    widths = [max(len(str(h)), *(len(c[j]) for c in cells)) for j, h in enumerate(header)]
+
+    def line(values) -> str:
+        return "  ".join(v.rjust(w) if right else v.ljust(w)
+                         for v, w, right in zip(values, widths, numeric)).rstrip()
+
+    text = [line([str(h) for h in header]), line(["-" * w for w in widths])] + [line(c) for c in cells]
+    return "\n".join(([title] if title else []) + text)
+
+
+def plus_minus(mean: float, spread: float, digits: int = 2) -> str:
+    """"0.71 ± 0.03": a measured number with its spread (standard error or range), for ``table``."""
+    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -306,7 +388,7 @@ def _map_cmap(signed: bool, over_image: bool) -> Colormap:
 
 def overlay_heatmaps(images, maps, titles: Sequence | None = None, *, units: str,
                      vmin: float | None = None, vmax: float | None = None, signed: bool | None = None,
-                     alpha: float = 0.6, mark_zeros: bool = True, ncols: int = 4, cell: float = 3.0,
+                     alpha: float = 0.6, mark_zeros: bool = False, ncols: int = 4, cell: float = 3.0,
                      title: str | None = None) -> Figure:
     """Maps drawn over their images: one panel per image.
 
@@ -316,8 +398,10 @@ def overlay_heatmaps(images, maps, titles: Sequence | None = None, *, units: str
     in dimmed grey. All panels share one colour scale (``vmin``/``vmax`` override it),
     shown by a colour bar labelled ``units`` (e.g. "probability", "|gradient|").
     Signed maps (``signed=None``: any value < 0) use the diverging colour map centred
-    at 0; non-negative maps use ``HEATMAP_CMAP``. Entries that are exactly 0 are left
-    uncoloured (``mark_zeros``).
+    at 0; non-negative maps use ``HEATMAP_CMAP``. Exact zeros take the colour map's lowest
+    colour like any small value: upsampling a coarse map for display turns its zero cells
+    into blocks that, left uncoloured, read as missing data (``mark_zeros=True`` leaves
+    them uncoloured all the same).
     """
     pictures, heat = _rgb_batch(images), _maps(maps)
     if len(pictures) != len(heat):
@@ -343,7 +427,7 @@ def _column(stack) -> np.ndarray:
 
 def show_panels(columns: Sequence[tuple], *, images=None, overlay: bool = False,
                 units: str | Sequence[str] = "", share: str = "column", signed: bool | None = None,
-                mark_zeros: bool = True, alpha: float = 0.6, row_titles: Sequence | None = None,
+                mark_zeros: bool | None = None, alpha: float = 0.6, row_titles: Sequence | None = None,
                 cell: float = 2.5, title: str | None = None) -> Figure:
     """Side-by-side panels: one column per (title, maps) pair, one row per image.
 
@@ -354,14 +438,16 @@ def show_panels(columns: Sequence[tuple], *, images=None, overlay: bool = False,
     "image", and with ``overlay=True`` every map is drawn over its image instead.
     Each map column has its own colour scale, shared by its rows, and its own colour
     bar labelled by ``units`` (one string, or one per column); ``share="all"`` puts
-    every map column on one scale. Signed columns (``signed=None``: any value < 0)
-    use the diverging colour map centred at 0. Exact zeros are drawn in
-    ``ZERO_COLOR`` (uncoloured over an image).
+    every map column on one scale, with one colour bar (labelled by the first units).
+    Signed columns (``signed=None``: any value < 0) use the diverging colour map
+    centred at 0. Exact zeros (``mark_zeros=None``: on maps drawn on their own, not
+    over an image; see ``overlay_heatmaps``) are drawn in ``ZERO_COLOR``.
     """
     if share not in ("column", "all"):
         raise ValueError(f"share must be 'column' or 'all', got {share!r}.")
     if overlay and images is None:
         raise ValueError("overlay=True draws the maps over images: pass images=(N, 3, H, W).")
+    mark_zeros = not overlay if mark_zeros is None else mark_zeros
     pictures = None if images is None else _rgb_batch(images)
     data = [(name, _column(stack)) for name, stack in columns]
     units = [units] * len(data) if isinstance(units, str) else list(units)
@@ -388,7 +474,12 @@ def show_panels(columns: Sequence[tuple], *, images=None, overlay: bool = False,
                 image = _draw_overlay(axes[r, j], pictures[r], heat, cmap, norm, alpha, mark_zeros)
             else:
                 image = _draw_map(axes[r, j], stack[r], cmap, norm, mark_zeros)
-        _colorbar(fig, image, axes[:, j], units[j - len(lead)], mark_zeros, over_image=overlay,
+        if common is None:
+            _colorbar(fig, image, axes[:, j], units[j - len(lead)], mark_zeros, over_image=overlay,
+                      location="bottom")
+    if common is not None:  # one scale, one colour bar under every map column
+        first = next(j for j, (_, stack) in enumerate(lead + data) if stack.ndim == 3)
+        _colorbar(fig, image, axes[:, first:], units[first - len(lead)], mark_zeros, over_image=overlay,
                   location="bottom")
     for r, name in enumerate(row_titles or []):
         _side_label(axes[r, 0], _label(name))

@@ -116,9 +116,13 @@ def test_overlay_shares_one_scale_upsamples_and_labels_its_units():
     assert len(heat) == 3 and all(im.get_array().shape == (32, 32) for im in heat)
     assert all(im.get_clim() == (0.0, pytest.approx(float(maps.max()))) for im in heat)
     [label] = colour_bar_labels(fig)
-    assert label.startswith("probability") and "exactly 0" in label
-    assert rendered(heat[0])[0, 0, 3] == 0.0          # exact zeros: uncoloured, the photo shows
-    assert rendered(heat[0])[31, 31, 3] > 0.0
+    assert label == "probability"
+    # Over a photo, exact zeros take the lowest colour like small values: upsampled for display,
+    # a coarse map's zero cells would otherwise show as blocks of bare photo.
+    assert rendered(heat[0])[0, 0, 3] > 0.0 and rendered(heat[0])[31, 31, 3] > 0.0
+    marked = map_images(plotting.overlay_heatmaps(images, maps, units="probability", mark_zeros=True))
+    assert rendered(marked[0])[0, 0, 3] == 0.0  # on request: uncoloured, the photo shows
+    assert "exactly 0" in colour_bar_labels(marked[0].figure)[0]
     fig = plotting.overlay_heatmaps(images, maps, units="p", vmin=0.2, vmax=0.7)
     assert all(im.get_clim() == (0.2, 0.7) for im in map_images(fig))
 
@@ -143,8 +147,10 @@ def test_panels_share_a_scale_per_column_with_one_colour_bar_each():
     for column, top in ((1, small.max()), (2, large.max())):
         assert [im.get_clim() for im in by_column[column]] == [(0.0, pytest.approx(float(top)))] * 3
     assert [label.split(";")[0] for label in colour_bar_labels(fig)] == ["a", "b"]
-    fig = plotting.show_panels([("small", small), ("large", large)], share="all")
+    fig = plotting.show_panels([("small", small), ("large", large)], share="all", units="a")
     assert [im.get_clim() for im in map_images(fig)] == [(0.0, pytest.approx(float(large.max())))] * 6
+    bars = {id(im.colorbar) for im in map_images(fig) if im.colorbar is not None}
+    assert len(bars) == 1 and colour_bar_labels(fig)[0].startswith("a")  # one scale, one colour bar
     with pytest.raises(ValueError, match="same number of rows"):
         plotting.show_panels([("a", small), ("b", small[:2])])
 
@@ -218,3 +224,31 @@ def test_colormap_kinds():
     assert plotting.colormap("heatmap", over_image=True).get_bad()[3] == 0.0
     with pytest.raises(ValueError, match="Unknown colour map kind"):
         plotting.colormap("rainbow")
+
+
+def test_photos_are_stored_as_jpeg_and_plots_and_small_maps_as_png():
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert plotting.figure_format(fig) == "png"
+    ax.imshow(np.random.rand(8, 8, 3))  # a 7x7 filter-sized picture: sharp pixels, PNG
+    assert plotting.figure_format(fig) == "png"
+    ax.imshow(np.random.rand(64, 64))  # a map drawn with a colour map: PNG
+    assert plotting.figure_format(fig) == "png"
+    photo = plotting.show_images(torch.rand(2, 3, 64, 64))
+    assert plotting.figure_format(photo) == "jpeg"
+    assert plotting.figure_bytes(photo, "jpeg")[:2] == b"\xff\xd8"  # the JPEG start-of-image marker
+    assert plotting.figure_bytes(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plotting.use_compact_figures() is False  # not in IPython: nothing to register
+
+
+def test_table_aligns_numbers_right_and_text_left():
+    text = plotting.table([["gradient", 0.5, 3], ["IG", 0.25, 12]], ["method", "score", "n"],
+                          formats=["{}", "{:.2f}", "{:d}"], title="Scores")
+    assert text.splitlines() == ["Scores",
+                                 "method    score   n",
+                                 "--------  -----  --",
+                                 "gradient   0.50   3",
+                                 "IG         0.25  12"]
+    assert plotting.plus_minus(0.714, 0.031) == "0.71 ± 0.03"
+    with pytest.raises(ValueError, match="3 entries"):
+        plotting.table([[1, 2]], ["a", "b", "c"])
