@@ -321,6 +321,23 @@ def _mask(grad: torch.Tensor, y: torch.Tensor, lower: float, upper: float | None
     return torch.ops.aten.hardtanh_backward(grad, y, lower, upper)    # ReLU6: where 0 < y < 6
 
 
+def _redirect(grad: torch.Tensor, y: torch.Tensor, lower: float, upper: float | None) -> torch.Tensor:
+    """Lucid's redirected rectifier gradient (``redirected_relu_grad`` / ``redirected_relu6_grad``).
+
+    For each example whose plain rectifier gradient is all zero (every unit it reaches is off,
+    or clipped at 6), let through the gradient that would move a unit back into its active
+    range; block only what would push an off unit further below 0 (gradient > 0: descent
+    lowers it) or a clipped unit further above 6. Examples that get a plain gradient keep it.
+    """
+    passed = _mask(grad, y, lower, upper)
+    blocked = (y <= lower) & (grad > 0)
+    if upper is not None:
+        blocked |= (y >= upper) & (grad < 0)
+    redirected = grad.masked_fill(blocked, 0)
+    nothing = passed.flatten(1).norm(dim=1) == 0  # per example: dimension 0 is the batch
+    return torch.where(nothing.view(-1, *[1] * (grad.dim() - 1)), redirected, passed)
+
+
 _BACKWARD_RULES = {
     # guided backprop (Springenberg et al., arXiv:1412.6806)
     "guided": lambda grad_out, y, lower, upper: _mask(grad_out.clamp(min=0), y, lower, upper),
@@ -328,7 +345,10 @@ _BACKWARD_RULES = {
     "deconv": lambda grad_out, y, lower, upper: grad_out.clamp(min=0),
     # the rectifier as the identity: the backward pass of the network's linear part
     "linear": lambda grad_out, y, lower, upper: grad_out,
+    # feature visualization's first steps from a grey start (Olah et al., distill 2017)
+    "redirect": _redirect,
 }
+_NEEDS_OUTPUT = ("guided", "redirect")  # the rules that read the forward output y
 RECTIFIER_RULES = tuple(_BACKWARD_RULES)
 
 # Rectifiers called as functions: no module to hook, so the override cannot reach them.
@@ -349,14 +369,14 @@ class _Rectify(torch.autograd.Function):
         y = x.clamp_(lower, upper) if inplace else x.clamp(lower, upper)
         if inplace:  # overwrite the input, as the module itself would have done
             ctx.mark_dirty(x)
-        if rule == "guided":
+        if rule in _NEEDS_OUTPUT:
             ctx.save_for_backward(y)
         ctx.rule, ctx.lower, ctx.upper = rule, lower, upper
         return y
 
     @staticmethod
     def backward(ctx, grad_out):
-        y = ctx.saved_tensors[0] if ctx.rule == "guided" else None
+        y = ctx.saved_tensors[0] if ctx.rule in _NEEDS_OUTPUT else None
         return _BACKWARD_RULES[ctx.rule](grad_out, y, ctx.lower, ctx.upper), None, None, None, None
 
 
@@ -397,7 +417,11 @@ def override_rectifiers(model: nn.Module, rule: str) -> Iterator[nn.Module]:
             ReLU6) *and* the gradient is positive; ``"deconv"`` — the DeconvNet
             (arXiv:1311.2901): relu(gradient), ignoring the forward pass;
             ``"linear"`` — every gradient passes (the rectifier as the identity),
-            so the backward pass is that of the network's linear part.
+            so the backward pass is that of the network's linear part;
+            ``"redirect"`` — the plain gradient, except for an example whose plain
+            gradient through the rectifier is all zero: then every gradient passes
+            but the part that would push an off unit further off (Lucid's
+            ``redirected_relu_grad``, ReLU6 included; see ``_redirect``).
 
     The forward values are unchanged. Refused (ValueError) for a model without
     rectifier modules; a rectifier called as a function (``F.relu``,

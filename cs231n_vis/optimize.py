@@ -24,8 +24,10 @@ handed to this loop:
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -34,11 +36,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attribution import DEFAULT_BATCH_SIZE, batched, check_images, resolve_target
-from .hooks import frozen, record
+from .hooks import frozen, override_rectifiers, record
 from .images import gaussian_blur
 
 OPTIMIZERS = ("adam", "sgd", "normalized", "lbfgs")
-PARAMETERIZATIONS = ("pixel", "sigmoid")
+PARAMETERIZATIONS = ("pixel", "sigmoid", "fourier")
 _EPS = 1e-6  # keeps the sigmoid parameterization's logit finite at 0 and 1
 
 
@@ -108,6 +110,7 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
                    steps: int, lr: float = 0.05, optimizer: str = "adam",
                    parameterization: str = "pixel", l2: float = 0.0, tv: float = 0.0,
                    jitter: int = 0, blur_every: int = 0, blur_sigma: float = 0.5,
+                   transforms: bool = False, redirect_steps: int = 0,
                    model: nn.Module | None = None, seed: int = 0, progress: bool = True,
                    desc: str | None = None, stop: Callable[[], bool] | None = None) -> Optimized:
     """Minimize ``loss_fn(images) + l2·‖images − ½‖² + tv·TV(images)`` over the images.
@@ -126,7 +129,11 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
             DeepDream, blind to the gradient's scale), or ``"lbfgs"``.
         parameterization: ``"pixel"`` — the pixels are the variables, clamped to [0, 1]
             after every step (projected gradient); ``"sigmoid"`` — images = sigmoid(v) with
-            v unconstrained (no clamping, smooth for L-BFGS).
+            v unconstrained (no clamping, smooth for L-BFGS); ``"fourier"`` — the variables
+            are the image's Fourier coefficients in decorrelated colours, scaled by 1/f
+            (``fourier_image``; Olah, Mordvintsev & Schubert, *Feature Visualization*,
+            distill 2017, doi:10.23915/distill.00007): a step changes every frequency at
+            about the same rate, where pixel steps change mostly the highest frequencies.
         l2: weight of ``sum((images − 0.5)²)`` per image (pulls towards mid-grey).
         tv: weight of ``total_variation(images)`` per image (β = 2).
         jitter: the loss sees the images rolled by a random shift of up to ``jitter``
@@ -134,6 +141,12 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
             "robustness to small translations"); the gradient flows back through the roll.
         blur_every, blur_sigma: every ``blur_every`` steps (0 = never), blur the images
             with a Gaussian of std ``blur_sigma`` pixels (Yosinski et al., arXiv:1506.06579).
+        transforms: the loss sees the images through ``random_transform`` (pad, jitter,
+            scale, rotate, jitter: Lucid's standard transforms), drawn anew at every pass
+            ("transformation robustness", distill 2017).
+        redirect_steps: the first ``redirect_steps`` passes back-propagate through the
+            model's rectifiers by ``hooks.override_rectifiers(model, "redirect")``: from a
+            grey start most units are off, and an off unit passes no gradient (needs ``model``).
         model: the network inside ``loss_fn``, if any: it is frozen (eval mode, no
             parameter gradients) for the loop and left exactly as it was.
         seed: seeds the jitter (a private generator; no global random state is touched).
@@ -153,21 +166,26 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
     init = check_images(init, "init", model=model)
     _check_options(optimizer, parameterization, steps, jitter, blur_every, lr=lr, l2=l2, tv=tv,
                    blur_sigma=blur_sigma)
+    if isinstance(redirect_steps, bool) or not isinstance(redirect_steps, int) or redirect_steps < 0:
+        raise ValueError(f"redirect_steps must be an int ≥ 0; got {redirect_steps!r}.")
+    if redirect_steps and model is None:
+        raise ValueError("redirect_steps needs the model whose rectifiers it overrides: pass model=.")
     generator = torch.Generator().manual_seed(seed)
-    start = init.detach().clone()
-    if parameterization == "sigmoid":
-        start = torch.logit(start.clamp(_EPS, 1 - _EPS))
-    variable = start.requires_grad_(True)
-
-    def image_of(v: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(v) if parameterization == "sigmoid" else v
+    size = tuple(init.shape[-2:])
+    encode, image_of = _parameterization(parameterization, size)
+    variable = encode(init.detach().clone()).requires_grad_(True)
 
     result = Optimized(images=init)
     bar = tqdm(total=steps, desc=desc, unit="pass", disable=not progress)
 
     def evaluate() -> torch.Tensor:
         x = image_of(variable)
-        objective = loss_fn(_jittered(x, jitter, generator)).sum()
+        seen = _jittered(x, jitter, generator)
+        if transforms:
+            seen = random_transform(seen, generator)
+        redirect = redirect_steps and result.passes < redirect_steps
+        with override_rectifiers(model, "redirect") if redirect else contextlib.nullcontext():
+            objective = loss_fn(seen).sum()
         total = objective
         if l2:
             total = total + l2 * ((x - 0.5) ** 2).sum()
@@ -196,7 +214,7 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
             while result.passes < steps:
                 opt.step(closure)
                 step += 1
-                _after_step(variable, step, parameterization, blur_every, blur_sigma)
+                _after_step(variable, step, parameterization, blur_every, blur_sigma, encode, image_of)
                 if stop is not None and stop():
                     break
         else:
@@ -213,21 +231,29 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
                     norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
                     variable.grad = grad / norm
                 opt.step()
-                _after_step(variable, step, parameterization, blur_every, blur_sigma)
+                _after_step(variable, step, parameterization, blur_every, blur_sigma, encode, image_of)
     result.images = image_of(variable).detach()
     return result
 
 
+def _parameterization(name: str, size: tuple[int, int]):
+    """(encode, decode): images in [0, 1] ↔ the optimized variable, for each parameterization."""
+    if name == "sigmoid":
+        return (lambda images: torch.logit(images.clamp(_EPS, 1 - _EPS))), torch.sigmoid
+    if name == "fourier":
+        return fourier_coefficients, (lambda v: fourier_image(v, size))
+    return (lambda images: images), (lambda v: v)
+
+
 @torch.no_grad()
 def _after_step(variable: torch.Tensor, step: int, parameterization: str, blur_every: int,
-                blur_sigma: float) -> None:
-    """The projection and the periodic blur, applied to the variable in place."""
+                blur_sigma: float, encode, decode) -> None:
+    """The projection and the periodic blur (of the image), applied to the variable in place."""
     if blur_every and step % blur_every == 0:
-        if parameterization == "sigmoid":
-            blurred = gaussian_blur(torch.sigmoid(variable), blur_sigma)
-            variable.copy_(torch.logit(blurred.clamp(_EPS, 1 - _EPS)))
-        else:
+        if parameterization == "pixel":
             variable.copy_(gaussian_blur(variable, blur_sigma))
+        else:
+            variable.copy_(encode(gaussian_blur(decode(variable), blur_sigma)))
     if parameterization == "pixel":
         variable.clamp_(0, 1)
 
@@ -275,6 +301,187 @@ def high_frequency_energy(images: torch.Tensor, cutoff: float = 0.25) -> torch.T
 
 
 # ---------------------------------------------------------------------------
+# Feature visualization's parameterization and transforms (Olah, Mordvintsev & Schubert,
+# "Feature Visualization", distill 2017, doi:10.23915/distill.00007; Lucid's param.image)
+# ---------------------------------------------------------------------------
+
+# The square root of ImageNet's colour covariance (from its SVD), as Lucid ships it: a pixel's
+# colour is COLOR_CORRELATION @ (three decorrelated values), so the optimizer's steps move
+# along the directions in which natural colours vary, not along R, G and B independently.
+COLOR_CORRELATION = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+# Lucid's standard transforms: pad 12 (grey), jitter 8, scale 0.90–1.10, rotate −10…10° (0 drawn
+# more often), jitter 4.
+TRANSFORM_PAD, TRANSFORM_JITTERS = 12, (8, 4)
+TRANSFORM_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
+TRANSFORM_ANGLES = tuple(range(-10, 11)) + (0,) * 5
+
+
+def color_matrix() -> torch.Tensor:
+    """``COLOR_CORRELATION`` divided by its largest column norm (3, 3): decorrelated → RGB."""
+    return COLOR_CORRELATION / COLOR_CORRELATION.norm(dim=0).max()
+
+
+def spectrum_scale(size: tuple[int, int], decay_power: float = 1.0) -> torch.Tensor:
+    """The factor of each coefficient of a real FFT of an (h, w) image: 1 / max(f, 1/max(h, w))^decay,
+    f the frequency in cycles per pixel; (h, w // 2 + 1). With decay 1 equal coefficients give
+    an amplitude spectrum falling as 1/f, as photos have."""
+    h, w = size
+    f = (torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None, :] ** 2).sqrt()
+    return 1.0 / f.clamp(min=1.0 / max(h, w)) ** decay_power
+
+
+def fourier_image(coefficients: torch.Tensor, size: tuple[int, int], decay_power: float = 1.0) -> torch.Tensor:
+    """Images from Fourier coefficients in decorrelated colours: (N, 3, h, w // 2 + 1, 2) → (N, 3, h, w).
+
+    The last dimension holds each coefficient's real and imaginary part. Each channel is
+    ``irfft2(spectrum_scale · c) / 4`` (orthonormal inverse FFT), the three channels are mixed by
+    ``color_matrix()``, and a sigmoid maps the result into (0, 1): zero coefficients give flat grey.
+    """
+    spectrum = torch.view_as_complex(coefficients.contiguous())
+    scale = spectrum_scale(size, decay_power).to(coefficients.device)
+    field = torch.fft.irfft2(spectrum * scale, s=size, norm="ortho") / 4
+    return torch.sigmoid(torch.einsum("ij,njhw->nihw", color_matrix().to(field), field))
+
+
+def fourier_coefficients(images: torch.Tensor, decay_power: float = 1.0) -> torch.Tensor:
+    """The coefficients whose ``fourier_image`` is ``images`` (N, 3, h, w) in (0, 1): the inverse
+    of every step (logit, the colour matrix's inverse, × 4, orthonormal FFT, ÷ the scale)."""
+    logits = torch.logit(images.clamp(_EPS, 1 - _EPS))
+    field = 4 * torch.einsum("ij,njhw->nihw", torch.linalg.inv(color_matrix()).to(logits), logits)
+    scale = spectrum_scale(tuple(images.shape[-2:]), decay_power).to(images.device)
+    return torch.view_as_real(torch.fft.rfft2(field, norm="ortho") / scale).contiguous()
+
+
+def scale_rotate(images: torch.Tensor, scale: float = 1.0, angle: float = 0.0) -> torch.Tensor:
+    """Resize by ``scale`` (bilinear, to round(scale · size)), then rotate by ``angle`` degrees
+    about the centre (counter-clockwise as displayed); corners outside the image are grey (0.5)."""
+    if scale != 1:
+        size = [max(1, round(scale * n)) for n in images.shape[-2:]]
+        images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if angle % 360 == 0:
+        return images
+    h, w = images.shape[-2:]
+    a = math.radians(angle)
+    # output pixel -> input pixel, in grid_sample's normalized coordinates ([-1, 1] on each axis)
+    theta = torch.tensor([[math.cos(a), -math.sin(a) * h / w, 0.0],
+                          [math.sin(a) * w / h, math.cos(a), 0.0]], dtype=images.dtype, device=images.device)
+    grid = F.affine_grid(theta.expand(len(images), 2, 3), list(images.shape), align_corners=False)
+    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+
+
+def random_transform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Lucid's standard transforms, one random draw for the batch: pad 12 with grey, a random
+    crop 8 pixels smaller (jitter 8), scale by 0.90–1.10, rotate by −10…10°, jitter 4.
+    Differentiable; the images come out about as large as they went in (±12 %)."""
+    def jitter(x: torch.Tensor, d: int) -> torch.Tensor:
+        dy, dx = torch.randint(0, d + 1, (2,), generator=generator).tolist()
+        return x[..., dy:x.shape[-2] - d + dy, dx:x.shape[-1] - d + dx]
+
+    def choice(options: tuple) -> float:
+        return options[int(torch.randint(len(options), (1,), generator=generator))]
+
+    x = F.pad(images, (TRANSFORM_PAD,) * 4, value=0.5)
+    x = jitter(x, TRANSFORM_JITTERS[0])
+    x = scale_rotate(x, choice(TRANSFORM_SCALES), choice(TRANSFORM_ANGLES))
+    return jitter(x, TRANSFORM_JITTERS[1])
+
+
+# ---------------------------------------------------------------------------
+# Scoring a visualization: robustness, a second model, the spectrum
+# ---------------------------------------------------------------------------
+
+def robust_probability(model: nn.Module, images: torch.Tensor, target, *, n: int = 32,
+                       seed: int = 1234) -> torch.Tensor:
+    """The target's softmax probability averaged over ``n`` draws of ``random_transform``: (N,).
+
+    Does the image stay a flamingo when moved, scaled and turned? The draws come from their own
+    generator (``seed``), independent of any optimization's. Forward passes only.
+    """
+    images = check_images(images, model=model)
+    classes = resolve_target(model, images, target)
+    generator = torch.Generator().manual_seed(seed)
+    total = torch.zeros(len(images), device=images.device)
+    with frozen(model), torch.no_grad():
+        for _ in range(n):
+            probabilities = model(random_transform(images, generator)).softmax(dim=1)
+            total += probabilities.gather(1, classes[:, None])[:, 0]
+    return total / n
+
+
+def class_rank(model: nn.Module, images: torch.Tensor, target) -> torch.Tensor:
+    """The target's rank among the model's classes, 1 = its top class: a long tensor (N,).
+
+    The images are resized to ``model.input_size`` (bilinear) when the model has one: a second,
+    independent network judges them at its own resolution. Ties rank in the target's favour.
+    """
+    images = check_images(images, model=model)
+    size = getattr(model, "input_size", None)
+    if size and tuple(images.shape[-2:]) != (size, size):
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    classes = resolve_target(model, images, target)
+    with frozen(model), torch.no_grad():
+        logits = model(images)
+    return (logits > logits.gather(1, classes[:, None])).sum(dim=1) + 1
+
+
+def _radial_spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's amplitude spectrum (mean removed, Hann-windowed, channels summed in power)
+    and the radial frequency of each coefficient, in cycles per pixel: (N, H, W), (H, W)."""
+    x = images.detach().float()
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    h, w = x.shape[-2:]
+    window = torch.hann_window(h, periodic=False)[:, None] * torch.hann_window(w, periodic=False)[None, :]
+    power = torch.fft.fft2(x * window.to(x.device)).abs().pow(2).sum(dim=1)
+    f = (torch.fft.fftfreq(h, device=x.device)[:, None] ** 2 + torch.fft.fftfreq(w, device=x.device)[None, :] ** 2).sqrt()
+    return power.sqrt(), f
+
+
+def spectral_slope(images: torch.Tensor, low: float = 0.02, high: float = 0.35) -> torch.Tensor:
+    """The slope of log amplitude against log frequency, fitted between ``low`` and ``high``
+    cycles per pixel over 12 log-spaced bands: a tensor (N,).
+
+    White noise has a flat spectrum (slope 0); photos fall as about 1/f (slope ≈ −1 to −1.2,
+    Field 1987); the smoother the image, the steeper. The image is Hann-windowed first, so
+    the jump between its borders does not add a 1/f spectrum of its own.
+    """
+    amplitude, f = _radial_spectrum(images)
+    edges = torch.logspace(math.log10(low), math.log10(high), 13, device=f.device)
+    centres, means = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        band = (f >= lo) & (f < hi)
+        if band.any():
+            centres.append((lo * hi).sqrt().log())
+            means.append(amplitude[:, band].mean(dim=1).clamp(min=1e-30).log())
+    x, y = torch.stack(centres), torch.stack(means, dim=1)  # (B,), (N, B)
+    x = x - x.mean()
+    return ((y - y.mean(dim=1, keepdim=True)) * x).sum(dim=1) / (x ** 2).sum()
+
+
+def power_law_images(exponent: float, size: int = 128, *, n: int = 4, seed: int = 0) -> torch.Tensor:
+    """Test images with a known spectrum: amplitude ∝ f^(−exponent) at every frequency, random
+    phases, each image mapped affinely into [0, 1]: (n, 3, size, size). Exponent 0 is white
+    noise, 1 the 1/f amplitude of photos, 2 a much smoother image (the slope ``spectral_slope`` reports)."""
+    generator = torch.Generator().manual_seed(seed)
+    f = (torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.rfftfreq(size)[None, :] ** 2).sqrt().clamp(min=1 / size)
+    phase = torch.rand(n, 3, size, size // 2 + 1, generator=generator) * 2 * math.pi
+    field = torch.fft.irfft2(f ** (-exponent) * torch.exp(1j * phase), s=(size, size))
+    low = field.flatten(1).amin(1).view(-1, 1, 1, 1)
+    high = field.flatten(1).amax(1).view(-1, 1, 1, 1)
+    return (field - low) / (high - low)
+
+
+def spectral_centroid(images: torch.Tensor) -> torch.Tensor:
+    """The power-weighted mean radial frequency of each image, in cycles per pixel: (N,).
+
+    A grating of frequency f scores about f; fine texture scores higher than large blobs.
+    Use it on the *change* an optimization made (result − start) to measure its scale.
+    """
+    amplitude, f = _radial_spectrum(images)
+    power = amplitude.pow(2)
+    return (power * f).flatten(1).sum(1) / power.flatten(1).sum(1).clamp(min=1e-30)
+
+
+# ---------------------------------------------------------------------------
 # Class visualization (Simonyan et al.; the CS231n recipe)
 # ---------------------------------------------------------------------------
 
@@ -285,8 +492,10 @@ def _model_device(model: nn.Module) -> torch.device:
 def class_visualization(model: nn.Module, target: int | Sequence[int] | torch.Tensor, *,
                         size: int | None = None, steps: int = 100, lr: float = 3.0, l2: float = 0.0,
                         jitter: int = 0, blur_every: int = 0, blur_sigma: float = 0.5,
-                        optimizer: str = "normalized", init: torch.Tensor | None = None,
-                        init_std: float = 0.05, seed: int = 0, progress: bool = True) -> Optimized:
+                        optimizer: str = "normalized", parameterization: str = "pixel",
+                        transforms: bool = False, redirect_steps: int = 0,
+                        init: torch.Tensor | None = None, init_std: float = 0.05, seed: int = 0,
+                        progress: bool = True) -> Optimized:
     """Images that maximize a class score: gradient ascent on the pixels (arXiv:1312.6034).
 
     ``x* = argmax_x  s_c(x) − l2·‖x − ½‖²``, where ``s_c`` is the **score** (logit) of class
@@ -305,9 +514,17 @@ def class_visualization(model: nn.Module, target: int | Sequence[int] | torch.Te
             step in [0, 1] pixel units (a (3, 160, 160) image has 277 "pixels of norm",
             so 3.0 moves each pixel by about 0.011 per step); for "adam"/"sgd" their rate.
         l2, jitter, blur_every, blur_sigma, optimizer: as in ``optimize_image``.
+        parameterization, transforms, redirect_steps: distill's recipe (Olah, Mordvintsev &
+            Schubert, *Feature Visualization*, 2017), as in ``optimize_image``: ``"fourier"``
+            (decorrelated colours, 1/f-scaled Fourier coefficients), ``transforms=True``
+            (Lucid's pad, jitter, scale, rotate at every step), ``redirect_steps=16`` (the
+            rectifiers pass gradient to off units for the first steps). Their usual
+            optimizer is ``"adam"`` with ``lr=0.05``.
         init: (N, 3, size, size) starting images in [0, 1]; by default mid-grey plus
             Gaussian noise of std ``init_std``, drawn from a generator seeded by ``seed``
-            (the same ``seed`` gives the same start, whatever the regularizers).
+            (the same ``seed`` gives the same start, whatever the regularizers); with
+            ``parameterization="fourier"`` the image of coefficients ``init_std × 0.2`` ×
+            Gaussian noise (Lucid's 0.01 at the default std): nearly flat grey.
         seed: the start's noise and the jitter's shifts.
         progress: a ``tqdm.auto`` bar over the passes.
 
@@ -326,8 +543,12 @@ def class_visualization(model: nn.Module, target: int | Sequence[int] | torch.Te
     if init is None:
         size = size or getattr(model, "input_size", 224)
         generator = torch.Generator().manual_seed(seed)
-        noise = torch.randn(len(classes), 3, size, size, generator=generator)
-        init = (0.5 + init_std * noise).clamp(0, 1).to(device)
+        if parameterization == "fourier":
+            noise = torch.randn(len(classes), 3, size, size // 2 + 1, 2, generator=generator)
+            init = fourier_image(0.2 * init_std * noise, (size, size)).to(device)
+        else:
+            noise = torch.randn(len(classes), 3, size, size, generator=generator)
+            init = (0.5 + init_std * noise).clamp(0, 1).to(device)
     init = check_images(init, "init", model=model)
     if len(init) != len(classes):
         raise ValueError(f"init holds {len(init)} images but target names {len(classes)} classes; "
@@ -338,7 +559,8 @@ def class_visualization(model: nn.Module, target: int | Sequence[int] | torch.Te
         return -model(x).gather(1, classes[:, None])[:, 0]
 
     return optimize_image(loss_fn, init, steps=steps, lr=lr, optimizer=optimizer, l2=l2, jitter=jitter,
-                          blur_every=blur_every, blur_sigma=blur_sigma, model=model, seed=seed,
+                          blur_every=blur_every, blur_sigma=blur_sigma, parameterization=parameterization,
+                          transforms=transforms, redirect_steps=redirect_steps, model=model, seed=seed,
                           progress=progress, desc="class visualization")
 
 
@@ -411,6 +633,25 @@ def fooling_image(model: nn.Module, images: torch.Tensor, target: int | Sequence
     result = optimize_image(loss_fn, images, steps=max_steps + 1, lr=step, optimizer="normalized",
                             model=model, progress=progress, desc="fooling", stop=stop)
     return Fooled(images=result.images, steps=taken, fooled=done.clone())
+
+
+def random_perturbation(like: torch.Tensor, *, norm: str = "l2", seed: int = 0) -> torch.Tensor:
+    """A random perturbation as large as ``like`` (N, ...), image by image: the control that shows
+    whether an adversarial perturbation's *direction* matters, not its size.
+
+    ``norm="l2"``: a Gaussian direction scaled to each image's L2 norm of ``like``;
+    ``norm="linf"``: random signs times each image's largest |value| of ``like`` (every value moves
+    by the L∞ norm, as FGSM moves every pixel value by ε). Drawn on the CPU from ``seed``.
+    """
+    if norm not in ("l2", "linf"):
+        raise ValueError(f"norm must be 'l2' or 'linf'; got {norm!r}.")
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(like.shape, generator=generator).to(like)
+    flat = like.detach().flatten(1)
+    if norm == "l2":
+        size = flat.norm(dim=1) / noise.flatten(1).norm(dim=1).clamp(min=1e-30)
+        return noise * size.view(-1, *[1] * (like.dim() - 1))
+    return noise.sign() * flat.abs().amax(dim=1).view(-1, *[1] * (like.dim() - 1))
 
 
 def fgsm(model: nn.Module, images: torch.Tensor, target=None, *, epsilon: float, targeted: bool = False,
@@ -545,3 +786,118 @@ def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: in
             history.passes += out.passes
     history.images = out.images
     return history
+
+
+# ---------------------------------------------------------------------------
+# The class-visualization ablation of notebook 08, computed once and shipped:
+#   python -m cs231n_vis.optimize ablation
+# ---------------------------------------------------------------------------
+
+# Ten ImageNet classes a student recognizes (flamingo, tarantula and lemon from CS231n's figures).
+ABLATION_CLASSES = ("goldfish", "flamingo", "tarantula", "peacock", "jellyfish", "monarch", "lemon",
+                    "strawberry", "pineapple", "volcano")
+ABLATION_SIZE, ABLATION_STEPS, ABLATION_SEEDS = 128, 256, (0, 1, 2)
+# Five arms at one budget (ABLATION_STEPS forward+backward passes), each adding one thing: pixels
+# with CS231n's normalized steps (length 8 in [0, 1] units: 0.036 per pixel value at 128 x 128);
+# + CS231n's regularizers; the Fourier + decorrelated parameterization with its usual optimizer
+# (Adam, lr 0.05; no regularizer); + Lucid's transforms; + the redirected ReLU6 gradient for the
+# first 16 passes.
+ABLATION_ARMS = {
+    "a pixels": dict(optimizer="normalized", lr=8.0),
+    "b CS231n: L2 + jitter + blur": dict(optimizer="normalized", lr=8.0, l2=0.01, jitter=10, blur_every=6,
+                                         blur_sigma=0.7),
+    "c Fourier + decorrelated": dict(optimizer="adam", lr=0.05, parameterization="fourier"),
+    "d (c) + transforms": dict(optimizer="adam", lr=0.05, parameterization="fourier", transforms=True),
+    "e (d) + ReLU6 redirect": dict(optimizer="adam", lr=0.05, parameterization="fourier", transforms=True,
+                                   redirect_steps=16),
+}
+ABLATION_FILE = Path(__file__).parent / "weights" / "class_visualizations.pt"
+
+
+def visualization_scores(model: nn.Module, judge: nn.Module, images: torch.Tensor, classes) -> dict:
+    """The four scores of a class visualization, each (N,): the target's probability under 32 random
+    transforms (``robust_probability``), its rank in a second, independent model (``class_rank``),
+    the high-frequency fraction and the spectral slope."""
+    return {"robust_p": robust_probability(model, images, classes), "rank": class_rank(judge, images, classes),
+            "hf": high_frequency_energy(images), "slope": spectral_slope(images)}
+
+
+def run_ablation(model: nn.Module, judge: nn.Module, *, seeds=ABLATION_SEEDS, arms=None,
+                 classes=ABLATION_CLASSES, steps: int = ABLATION_STEPS, size: int = ABLATION_SIZE,
+                 progress: bool = False) -> dict:
+    """Every arm × seed of the ablation: ``{arm: {seed: {"images": (N, 3, s, s), **scores}}}``."""
+    targets = [model.class_names.index(name) for name in classes]
+    results = {}
+    for arm in arms or ABLATION_ARMS:
+        results[arm] = {}
+        for seed in seeds:
+            out = class_visualization(model, targets, size=size, steps=steps, seed=seed, progress=progress,
+                                      **ABLATION_ARMS[arm])
+            results[arm][seed] = {"images": out.images, **visualization_scores(model, judge, out.images, targets)}
+    return results
+
+
+def _encode_jpeg(images: torch.Tensor) -> list[bytes]:
+    from PIL import Image
+
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        array = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        Image.fromarray(array).save(buffer, format="JPEG", quality=92)
+        encoded.append(buffer.getvalue())
+    return encoded
+
+
+def load_ablation(path: str | Path | None = None) -> dict:
+    """The shipped ablation (``python -m cs231n_vis.optimize ablation``): a dict with ``classes``,
+    ``arms`` (name → settings), ``steps``, ``size``, ``seeds``, ``judge`` (the second model's name),
+    ``scores`` (arm → seed → score → (N,) tensor) and ``images`` (arm → (N, 3, s, s) in [0, 1], seed 0,
+    stored as JPEG). Loaded with ``weights_only=True``."""
+    import numpy as np
+    from PIL import Image
+
+    raw = torch.load(Path(path) if path is not None else ABLATION_FILE, map_location="cpu", weights_only=True)
+    images = {arm: torch.stack([torch.from_numpy(np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB")))
+                                for b in encoded]).permute(0, 3, 1, 2).float() / 255
+              for arm, encoded in raw["jpeg"].items()}
+    return {**{k: v for k, v in raw.items() if k != "jpeg"}, "images": images}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import time
+
+    from .files import write_atomic
+    from .models import load_model
+
+    parser = argparse.ArgumentParser(prog="python -m cs231n_vis.optimize",
+                                     description="Compute notebook 08's class-visualization ablation.")
+    parser.add_argument("command", choices=["ablation"])
+    parser.add_argument("--out", type=Path, default=ABLATION_FILE)
+    parser.add_argument("--judge", default="efficientnet_lite2", help="the independent model that ranks")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    model, judge = load_model("efficientnet_lite0"), load_model(args.judge)
+    results = run_ablation(model, judge, progress=True)
+    scores = {arm: {seed: {k: v for k, v in r.items() if k != "images"} for seed, r in by_seed.items()}
+              for arm, by_seed in results.items()}
+    record = {"classes": list(ABLATION_CLASSES), "arms": {a: dict(s) for a, s in ABLATION_ARMS.items()},
+              "steps": ABLATION_STEPS, "size": ABLATION_SIZE, "seeds": list(ABLATION_SEEDS), "judge": args.judge,
+              "threads": args.threads, "seconds": time.perf_counter() - start, "scores": scores,
+              "jpeg": {arm: [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in _encode_jpeg(r[0]["images"])]
+                       for arm, r in results.items()}}
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    write_atomic(args.out, buffer.getvalue())
+    for arm, by_seed in scores.items():
+        line = "  ".join(f"{k} {torch.stack([s[k].float().mean() for s in by_seed.values()]).mean():.2f}"
+                         for k in ("robust_p", "rank", "hf", "slope"))
+        print(f"{arm:32s} {line}")
+    print(f"{time.perf_counter() - start:.0f} s; wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
