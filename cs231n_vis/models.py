@@ -190,18 +190,20 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
     """Load a model by name, in eval mode with every parameter frozen.
 
     ``name=None`` reads ``$CS231N_VIS_MODEL`` (default ``efficientnet_lite0``).
-    The model carries its spec: ``class_names``, ``layer_names``, ``input_size``,
+    The model carries its ``name``, ``pretrained`` and its spec: ``class_names``, ``layer_names``, ``input_size``,
     ``cam_layer``, ``classifier`` and ``roles`` (role → layer name, see ``layer_for``;
     layer names as in ``model.named_modules()``).
     ``pretrained=False``: the same architecture with random weights (needs no
     download). A torchvision model whose weights are neither cached nor
     downloadable raises ``ModelUnavailableError``, saying how to fetch them.
     """
-    spec = model_spec(name or default_model_name())
+    spec_name = name or default_model_name()
+    spec = model_spec(spec_name)
     model = spec.loader(pretrained)
     model.layer_names = list(spec.layers)
     model.input_size, model.cam_layer, model.classifier = spec.input_size, spec.cam_layer, spec.classifier
     model.roles = {role: spec.role(role) for role in ROLES}
+    model.name, model.pretrained = spec_name, pretrained
     model.eval()
     model.requires_grad_(False)
     return model.to(device) if device is not None else model

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .models import default_model_name, load_model
+from .models import DEFAULT_MODEL, default_model_name, load_model
 from .plotting import use_compact_figures
 
 
@@ -76,3 +76,30 @@ def versions() -> dict[str, str]:
         "threads": str(torch.get_num_threads()),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
+
+
+def is_default_model(model: nn.Module | None) -> bool:
+    """Whether ``model`` is the one the stored outputs and the prose's numbers were made with:
+    the offline default with its real weights (models without a name, like the shapes CNN, count)."""
+    name = getattr(model, "name", None)
+    return name is None or (name == DEFAULT_MODEL and getattr(model, "pretrained", True))
+
+
+def claim(model: nn.Module | None, holds: bool, what: str, *, measured: str = "") -> bool:
+    """Check a claim the notebook's prose makes, measured on ``model``.
+
+    The prose quotes the default model: there a claim that does not hold is a regression and
+    raises ``AssertionError`` (with ``what`` and ``measured``), and nothing is printed. On any
+    other model (``$CS231N_VIS_MODEL``, random weights) the claim may fairly fail: this prints
+    what was measured and whether the claim holds on this model, and the notebook goes on.
+    Returns whether it holds.
+    """
+    holds = bool(holds)
+    if is_default_model(model):
+        assert holds, f"{what}: does not hold. {measured}".strip()
+        return holds
+    label = f"{model.name}{'' if getattr(model, 'pretrained', True) else ' (random weights)'}"
+    verdict = "holds" if holds else "does NOT hold"
+    print(f"[on {label}] {what}: {verdict} here{f' ({measured})' if measured else ''}; "
+          f"the prose's numbers are {DEFAULT_MODEL}'s.")
+    return holds

@@ -58,3 +58,18 @@ def test_versions_name_what_wrote_the_outputs():
     v = notebook.versions()
     assert v["torch"] == torch.__version__ and v["threads"] == str(torch.get_num_threads())
     assert {"python", "torchvision", "numpy", "cpu_capability", "cs231n_vis"} <= set(v)
+
+
+def test_claim_raises_on_the_default_model_and_reports_on_another(capsys):
+    from cs231n_vis import models, notebook
+    default = models.load_model("efficientnet_lite0", pretrained=False)
+    default.pretrained = True  # stands for the real weights: only the name and flag matter here
+    assert notebook.claim(default, True, "maps are sparse") is True
+    with pytest.raises(AssertionError, match="maps are sparse: does not hold. 0.2 < 0.5"):
+        notebook.claim(default, False, "maps are sparse", measured="0.2 < 0.5")
+    assert capsys.readouterr().out == ""
+    other = models.load_model("squeezenet1_1", pretrained=False)
+    assert notebook.claim(other, False, "maps are sparse", measured="0.2 < 0.5") is False
+    out = capsys.readouterr().out
+    assert "squeezenet1_1 (random weights)" in out and "does NOT hold" in out and "0.2 < 0.5" in out
+    assert notebook.is_default_model(None) and not notebook.is_default_model(other)
