@@ -39,7 +39,7 @@ from .attribution import DEFAULT_BATCH_SIZE, batched, check_images, resolve_targ
 from .hooks import frozen, override_rectifiers, record
 from .images import gaussian_blur
 
-OPTIMIZERS = ("adam", "sgd", "normalized", "lbfgs")
+OPTIMIZERS = ("adam", "sgd", "normalized", "laplacian", "lbfgs")
 PARAMETERIZATIONS = ("pixel", "sigmoid", "fourier")
 _EPS = 1e-6  # keeps the sigmoid parameterization's logit finite at 0 and 1
 
@@ -126,7 +126,9 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
             pixel units; for ``"lbfgs"``: its initial step length, 1 is usual).
         optimizer: ``"adam"``, ``"sgd"``, ``"normalized"`` (each image moves by
             ``lr · g / ‖g‖``: the normalized gradient step of CS231n's fooling images and of
-            DeepDream, blind to the gradient's scale), or ``"lbfgs"``.
+            DeepDream, blind to the gradient's scale), ``"laplacian"`` (the same step, with the
+            gradient first normalized per band of a Laplacian pyramid, ``laplacian_normalize``:
+            Mordvintsev's DeepDream tutorial), or ``"lbfgs"``.
         parameterization: ``"pixel"`` — the pixels are the variables, clamped to [0, 1]
             after every step (projected gradient); ``"sigmoid"`` — images = sigmoid(v) with
             v unconstrained (no clamping, smooth for L-BFGS); ``"fourier"`` — the variables
@@ -226,14 +228,52 @@ def optimize_image(loss_fn: Callable[[torch.Tensor], torch.Tensor], init: torch.
                 if stop is not None and stop():
                     break
                 total.backward()
-                if optimizer == "normalized":
-                    grad = variable.grad
+                if optimizer in ("normalized", "laplacian"):
+                    grad = variable.grad if optimizer == "normalized" else laplacian_normalize(variable.grad)
                     norm = grad.flatten(1).norm(dim=1).clamp(min=1e-12).view(-1, 1, 1, 1)
                     variable.grad = grad / norm
                 opt.step()
                 _after_step(variable, step, parameterization, blur_every, blur_sigma, encode, image_of)
     result.images = image_of(variable).detach()
     return result
+
+
+def _half(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True, align_corners=False)
+
+
+def _up(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def laplacian_bands(images: torch.Tensor, levels: int = 4) -> list[torch.Tensor]:
+    """A Laplacian pyramid: ``levels`` bands, finest first; each band is the image at its level
+    minus the next (half-size, anti-aliased) level upsampled, the last band the coarsest image.
+    ``laplacian_merge`` inverts it exactly. Fewer bands when the image gets below 2 pixels."""
+    bands, x = [], images
+    for _ in range(levels - 1):
+        if min(x.shape[-2:]) < 4:
+            break
+        low = _half(x)
+        bands.append(x - _up(low, x.shape[-2:]))
+        x = low
+    return bands + [x]
+
+
+def laplacian_merge(bands: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The image whose ``laplacian_bands`` are ``bands`` (finest first)."""
+    out = bands[-1]
+    for band in reversed(bands[:-1]):
+        out = _up(out, band.shape[-2:]) + band
+    return out
+
+
+def laplacian_normalize(gradient: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """The gradient with every Laplacian band scaled to unit RMS per image, then merged (Mordvintsev's
+    DeepDream tutorial, ``lap_normalize``): coarse structure gets as large a share of a step as the
+    finest pixels, which a plain gradient of a deep, strided layer gives mostly to the finest."""
+    bands = laplacian_bands(gradient, levels)
+    return laplacian_merge([b / b.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-12) for b in bands])
 
 
 def _parameterization(name: str, size: tuple[int, int]):
@@ -717,7 +757,7 @@ def fgsm(model: nn.Module, images: torch.Tensor, target=None, *, epsilon: float,
 
 def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: int = 3,
               octave_scale: float = 1.4, steps: int = 10, step_size: float = 0.01, jitter: int = 8,
-              seed: int = 0, progress: bool = True) -> Optimized:
+              gradient: str = "octave", seed: int = 0, progress: bool = True) -> Optimized:
     """Amplify whatever a layer sees in the images: gradient ascent on ‖activation‖², over octaves.
 
     Mordvintsev, Olah & Tyka, *Inceptionism: Going Deeper into Neural Networks*, Google
@@ -738,6 +778,10 @@ def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: in
             the same at every octave (the reference code's steps average 1.5 of 255 grey
             levels, ≈ 0.006).
         jitter: the random shift, in pixels, at every step.
+        gradient: ``"octave"`` — each step is the gradient normalized to the step size (the
+            blog's code); ``"laplacian"`` — the gradient is first normalized per band of a
+            Laplacian pyramid (``laplacian_normalize``, Mordvintsev's tutorial), so coarse
+            structure grows as fast as fine detail.
         seed: the shifts' generator (octave k uses seed + k).
         progress: a ``tqdm.auto`` bar per octave.
 
@@ -751,6 +795,8 @@ def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: in
     larger than a few of its strides.
     """
     images = check_images(images, model=model)
+    if gradient not in ("octave", "laplacian"):
+        raise ValueError(f"gradient must be 'octave' or 'laplacian'; got {gradient!r}.")
     for name, value, low in (("octaves", octaves, 1), ("steps", steps, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int ≥ {low}; got {value!r}.")
@@ -778,7 +824,8 @@ def deepdream(model: nn.Module, images: torch.Tensor, layer: str, *, octaves: in
                 detail = F.interpolate(detail, size=(h, w), mode="bilinear", align_corners=False)
             start = (octave_base + detail).clamp(0, 1)
             out = optimize_image(loss_fn, start, steps=steps, lr=step_size * math.sqrt(3 * h * w),
-                                 optimizer="normalized", jitter=jitter, model=model, seed=seed + k,
+                                 optimizer="normalized" if gradient == "octave" else "laplacian",
+                                 jitter=jitter, model=model, seed=seed + k,
                                  progress=progress, desc=f"octave {k + 1}/{octaves}")
             detail = out.images - octave_base
             history.losses += out.losses

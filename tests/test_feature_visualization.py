@@ -167,3 +167,46 @@ def test_random_perturbations_have_the_size_of_the_reference_and_a_random_direct
     assert torch.equal(linf, optimize.random_perturbation(like, norm="linf", seed=1))
     with pytest.raises(ValueError, match="'l2' or 'linf'"):
         optimize.random_perturbation(like, norm="l1")
+
+
+def _grating(size: int, cycles: float, vertical: bool = False) -> torch.Tensor:
+    t = torch.arange(size, dtype=torch.float32)
+    wave = torch.sin(2 * math.pi * cycles * t / size)
+    image = wave[:, None].expand(size, size) if vertical else wave[None, :].expand(size, size)
+    return image.expand(1, 3, size, size).clone()
+
+
+def test_laplacian_pyramid_merges_back_exactly_and_splits_coarse_from_fine():
+    x = torch.rand(2, 3, 37, 64, generator=torch.Generator().manual_seed(0))
+    bands = optimize.laplacian_bands(x, levels=4)
+    assert [tuple(b.shape[-2:]) for b in bands] == [(37, 64), (18, 32), (9, 16), (4, 8)]
+    assert torch.allclose(optimize.laplacian_merge(bands), x, atol=1e-6)
+    # a 2-cycle grating (period 32 px) lives in the coarse bands, a 16-cycle one (period 4 px) in the finest
+    coarse, fine = _grating(64, 2), _grating(64, 16)
+    rms = lambda image: [float(b.pow(2).mean().sqrt()) for b in optimize.laplacian_bands(image)]
+    finest, *_, coarsest = rms(fine)
+    assert finest > 10 * coarsest, rms(fine)
+    finest, *_, coarsest = rms(coarse)
+    assert coarsest > 10 * finest, rms(coarse)
+
+
+def test_laplacian_normalize_gives_a_weak_coarse_component_the_share_of_a_strong_fine_one():
+    # gradient = 0.1 x a coarse grating + 1 x a fine one: after normalization the two have about
+    # the same amplitude (each band has unit RMS), where the plain gradient's ratio is 0.1
+    coarse, fine = _grating(64, 2), _grating(64, 16, vertical=True)
+    out = optimize.laplacian_normalize(0.1 * coarse + fine)
+    amplitude = lambda part: float((out * part).sum() / part.pow(2).sum())  # projection on each grating
+    assert amplitude(fine) > 0
+    assert 0.5 < amplitude(coarse) / amplitude(fine) < 2.0, (amplitude(coarse), amplitude(fine))
+    assert torch.allclose(optimize.laplacian_normalize(torch.zeros(1, 3, 16, 16)), torch.zeros(1, 3, 16, 16))
+
+
+def test_deepdream_with_laplacian_gradient_changes_the_image_and_leaves_the_model():
+    model = load_shapes_cnn()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with model_unchanged(model):
+        out = optimize.deepdream(model, x, model.layer_names[1], octaves=2, steps=3, gradient="laplacian",
+                                 progress=False)
+    assert out.images.shape == x.shape and (out.images - x).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="gradient must be 'octave' or 'laplacian'"):
+        optimize.deepdream(model, x, model.layer_names[1], gradient="pyramid", progress=False)
