@@ -252,17 +252,20 @@ def _side_label(ax, text: str) -> None:
 # ----------------------------------------------------------------------------- images
 
 def show_images(images, titles: Sequence | None = None, ncols: int = 4,
-                cell: float = 3.0, title: str | None = None) -> Figure:
+                cell: float = 3.0, title: str | None = None, *, row_titles: Sequence | None = None) -> Figure:
     """A grid of RGB images: a batch (N, 3, H, W), or a list of (3, H, W) / (H, W, 3) images, in [0, 1].
 
-    ``titles``: one per image (strings, or indices shown as plain ints).
+    ``titles``: one per image (strings, or indices shown as plain ints; "" for none);
+    ``row_titles``: one label left of each row.
     """
     batch = list(images) if isinstance(images, (list, tuple)) else list(_rgb_batch(images))
     fig, axes = _grid(len(batch), ncols, cell, title)
     for i, (ax, image) in enumerate(zip(axes.flat, batch)):
         ax.imshow(_rgb(image))
-        if titles is not None:
+        if titles is not None and titles[i] != "":
             ax.set_title(_label(titles[i]), fontsize=9)
+    for row, text in zip(axes, row_titles or ()):
+        _side_label(row[0], str(text))
     return fig
 
 

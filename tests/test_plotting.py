@@ -252,3 +252,12 @@ def test_table_aligns_numbers_right_and_text_left():
     assert plotting.plus_minus(0.714, 0.031) == "0.71 ± 0.03"
     with pytest.raises(ValueError, match="3 entries"):
         plotting.table([[1, 2]], ["a", "b", "c"])
+
+
+def test_show_images_labels_each_row_and_skips_empty_titles():
+    fig = plotting.show_images(torch.rand(4, 3, 4, 4), titles=["goldfish", "lemon", "", ""], ncols=2,
+                               row_titles=["pixels", "Fourier"])
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["goldfish", "lemon", "", ""]
+    assert [t.get_text() for t in axes[0].texts] == ["pixels"] and [t.get_text() for t in axes[2].texts] == ["Fourier"]
+    assert not axes[1].texts and not axes[3].texts
