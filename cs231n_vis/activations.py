@@ -30,6 +30,19 @@ def layer_activations(model: nn.Module, images: torch.Tensor, layers: str | list
     return {name: torch.cat(parts) for name, parts in chunks.items()}
 
 
+def feeding_layer(model: nn.Module, layer: str) -> str:
+    """The name of the module registered just before ``layer`` in ``model.named_modules()``.
+
+    In a network built as a sequence (conv → BatchNorm → ReLU, as every registry model's
+    blocks are), that is the module whose output ``layer`` receives: for a rectifier,
+    its input, the value *before* it cuts negatives to 0. Raises ValueError for the first
+    module or an unknown name."""
+    names = [name for name, _ in model.named_modules()]
+    if layer not in names or names.index(layer) < 2:
+        raise ValueError(f"{layer!r} is not a module of {type(model).__name__} with a module before it.")
+    return names[names.index(layer) - 1]
+
+
 def zero_fraction(activation: torch.Tensor) -> float:
     """The fraction of the activation's entries that are exactly zero."""
     return (activation == 0).float().mean().item()

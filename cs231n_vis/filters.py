@@ -22,25 +22,29 @@ def roughness(weight: torch.Tensor) -> torch.Tensor:
     """How noisy each filter is: one number per filter, (O,) for weights (O, I, k, k).
 
     roughness = mean squared difference of horizontally and vertically
-    neighbouring weights / (2 · mean variance within each input channel).
+    neighbouring weights / (2 · mean unbiased variance within each input channel).
 
-    It is 1 for white noise (neighbours independent), near 0 for a smooth
-    filter (neighbours alike), and up to 2 for a checkerboard. It does not
-    depend on the filter's scale, so filters trained with and without weight
-    decay can be compared. The variance is taken within each (filter, input
-    channel) slice, after removing that slice's mean: a constant offset per
-    colour channel is not spatial structure, and a variance over the whole
-    filter would count it and call a noisy filter with offsets smooth.
-    A filter that is constant in every channel (e.g. all zero: a dead
-    filter) has no spatial pattern to judge and gets NaN.
+    For white noise (independent weights, variance σ²) the expected squared
+    difference of two neighbours is 2σ², and the *unbiased* variance (divided by
+    k² − 1, not k²) has expectation σ², so white noise scores 1 at every kernel
+    size (the biased variance would give k²/(k² − 1): 1.125 at 3×3, 1.02 at 7×7).
+    A smooth filter (neighbours alike) scores near 0, a checkerboard about 2
+    (4 / (2 · k²/(k² − 1)): 1.78 at 3×3, 1.96 at 7×7). It does not depend on the
+    filter's scale, so filters trained with and without weight decay can be
+    compared. The variance is taken within each (filter, input channel) slice,
+    after removing that slice's mean: a constant offset per colour channel is not
+    spatial structure, and a variance over the whole filter would count it and
+    call a noisy filter with offsets smooth. A filter that is constant in every
+    channel (e.g. all zero: a dead filter) has no spatial pattern to judge and
+    gets NaN.
     """
     w = weight.detach().float()
-    if w.dim() != 4:
-        raise ValueError(f"Expected conv weights (O, I, k, k), got shape {tuple(w.shape)}.")
+    if w.dim() != 4 or w.shape[-1] * w.shape[-2] < 2:
+        raise ValueError(f"Expected conv weights (O, I, k, k) with k > 1, got shape {tuple(w.shape)}.")
     dx = (w[..., :, 1:] - w[..., :, :-1]).pow(2).flatten(1)
     dy = (w[..., 1:, :] - w[..., :-1, :]).pow(2).flatten(1)
     neighbour = torch.cat([dx, dy], dim=1).mean(dim=1)
-    within = w.flatten(2).var(dim=2, unbiased=False).mean(dim=1)  # (O,): per slice, then averaged
+    within = w.flatten(2).var(dim=2, unbiased=True).mean(dim=1)  # (O,): per slice, then averaged
     return torch.where(within > 0, neighbour / (2 * within.clamp_min(1e-30)), float("nan"))
 
 
@@ -84,17 +88,25 @@ def image_patches(photos: list[np.ndarray], n: int, size: int, seed: int = 0) ->
 
 
 def ica_filters(photos: list[np.ndarray], n_filters: int = 48, size: int = 8,
-                n_patches: int = 20000, seed: int = 0) -> torch.Tensor:
+                n_patches: int = 20000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Filters learned from natural-image patches by independent component analysis.
 
     Each patch has its mean brightness removed; scikit-learn's FastICA finds
     ``n_filters`` components whose responses are as independent (as sparse)
-    as possible. Returns their basis functions (the columns of the mixing
-    matrix), (n_filters, 3, size, size): the classic result is oriented,
-    localized edges and colour-opponent blobs (Olshausen & Field 1996;
-    Bell & Sejnowski 1997, the ICA version) — what a ConvNet's first layer
-    learns too, with no labels at all. Deterministic for a seed on one machine
-    (FastICA iterates in floating point).
+    as possible. Returns two banks, each (n_filters, 3, size, size):
+
+    - ``filters``: the rows of the unmixing matrix (``components_``): the
+      response of component i to a patch is <filters[i], patch>, so these are
+      what a linear unit (a first-layer ConvNet filter) applies. Whitening
+      makes them emphasize fine detail, so they look rougher.
+    - ``basis``: the basis functions, the columns of the mixing matrix
+      (``mixing_``): the patch pattern each component adds; a patch is the sum
+      of the basis functions weighted by the responses. They are smoother.
+
+    Both show the classic result, oriented localized edges and colour-opponent
+    blobs (Olshausen & Field 1996; Bell & Sejnowski 1997, the ICA version),
+    with no labels at all. Deterministic for a seed on one machine (FastICA
+    iterates in floating point).
     """
     from sklearn.decomposition import FastICA
 
@@ -102,7 +114,9 @@ def ica_filters(photos: list[np.ndarray], n_filters: int = 48, size: int = 8,
     rows -= rows.mean(axis=1, keepdims=True)
     ica = FastICA(n_components=n_filters, whiten="unit-variance", random_state=seed, max_iter=400, tol=1e-3)
     ica.fit(rows)
-    return torch.from_numpy(ica.mixing_.T.reshape(n_filters, 3, size, size).copy()).float()
+    filters = torch.from_numpy(ica.components_.reshape(n_filters, 3, size, size).copy()).float()
+    basis = torch.from_numpy(ica.mixing_.T.reshape(n_filters, 3, size, size).copy()).float()
+    return filters, basis
 
 
 def synthetic_filters(n: int = 200, size: int = 7, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -13,6 +13,11 @@ Retrain the shipped weights with::
     python -m cs231n_vis.shapes train                    # -> weights/shapes_cnn.pt (+ _history.pt)
     python -m cs231n_vis.shapes train --weight-decay 0   # -> weights/shapes_cnn_no_wd.pt (+ _history.pt)
 
+and the small control runs that notebooks 01 and 02 read (3 seeds each; see
+``CONTROL_RUNS``) with::
+
+    python -m cs231n_vis.shapes controls    # -> weights/shapes_controls_01.pt and _02.pt
+
 Each run takes about 12 minutes on 2 CPU cores. It is bit-for-bit reproducible
 on the same CPU with the same thread count (it uses 2); another CPU gives
 slightly different floating-point results and so slightly different weights.
@@ -21,6 +26,7 @@ slightly different floating-point results and so slightly different weights.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import time
 from dataclasses import dataclass
@@ -393,7 +399,7 @@ class ShapesCNN(nn.Module):
 def train_cnn(model: nn.Module, data: ShapesData, *, epochs: int, lr: float,
               weight_decay: float, batch_size: int = 64, seed: int = 0,
               on_epoch_end: Callable[[int, nn.Module], None] | None = None,
-              progress: bool = False) -> list[dict]:
+              progress: bool = False, stop_after: int | None = None) -> list[dict]:
     """Train ``model`` in place on ``data`` with AdamW and a one-cycle learning
     rate (warm up to ``lr``, then cosine decay), batches shuffled every epoch.
 
@@ -402,6 +408,9 @@ def train_cnn(model: nn.Module, data: ShapesData, *, epochs: int, lr: float,
     for the same number of torch threads). ``on_epoch_end(epoch, model)`` is
     called after each epoch (epochs count from 1). Leaves the model in eval
     mode. Returns one dict per epoch: {"epoch", "loss", "train_acc"}.
+    ``stop_after=k`` trains only the first k epochs of the ``epochs``-long
+    schedule: the same steps as the start of the full run (a cheap rerun of
+    its beginning).
     """
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -410,7 +419,8 @@ def train_cnn(model: nn.Module, data: ShapesData, *, epochs: int, lr: float,
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr,
                                                     total_steps=epochs * steps_per_epoch)
     history = []
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not progress):
+    last = epochs if stop_after is None else min(stop_after, epochs)
+    for epoch in tqdm(range(1, last + 1), desc="epochs", disable=not progress):
         model.train()
         total_loss, correct = 0.0, 0
         for idx in torch.randperm(len(data), generator=generator).split(batch_size):
@@ -477,6 +487,129 @@ def load_shapes_cnn(weight_decay: bool = True) -> ShapesCNN:
 
 
 # ---------------------------------------------------------------------------
+# Control runs for notebooks 01 and 02: python -m cs231n_vis.shapes controls
+# ---------------------------------------------------------------------------
+
+CONTROL_SEEDS = (0, 1, 2)
+CONTROL_LAYERS = ("relu1", "relu2", "relu3", "relu4")
+_SECTION5 = dict(n_train=4000, epochs=5, lr=4e-3, weight_decay=0.05, batch_size=32, shuffled=False,
+                 measure="activations")
+_SMALL = dict(n_train=1000, epochs=15, lr=4e-3, batch_size=16, shuffled=False, measure="filters")
+CONTROL_RUNS: dict[str, dict] = {
+    # notebook 01, section 5: the live run, and the same run with shuffled labels
+    "labels": _SECTION5,
+    "shuffled labels": {**_SECTION5, "shuffled": True},
+    # notebook 01, section 6: the section-5 budget (at which lr 4e-3 learns) at higher rates
+    "lr 1.3e-2": {**_SECTION5, "lr": 1.3e-2},
+    "lr 4e-2": {**_SECTION5, "lr": 4e-2},
+    # notebook 02, section 4: 1,000 training images, long enough to fit them all
+    "small, weight decay 0.05": {**_SMALL, "weight_decay": 0.05},
+    "small, no weight decay": {**_SMALL, "weight_decay": 0.0},
+}
+# the notebook whose file (weights/shapes_controls_<notebook>.pt) holds each run
+CONTROL_NOTEBOOK = {"labels": "01", "shuffled labels": "01", "lr 1.3e-2": "01", "lr 4e-2": "01",
+                    "small, weight decay 0.05": "02", "small, no weight decay": "02"}
+
+
+def controls_path(notebook: str) -> Path:
+    """The shipped control runs of notebook ``notebook`` ("01" or "02")."""
+    return WEIGHTS_DIR / f"shapes_controls_{notebook}.pt"
+
+
+def shuffled_labels(data: ShapesData, seed: int) -> ShapesData:
+    """A copy of ``data`` whose labels are randomly permuted (deterministic by ``seed``):
+    the same images and class frequencies, but no label is predictable from its image —
+    the control for what training does to a network that cannot learn the task."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return dataclasses.replace(data, labels=data.labels[order])
+
+
+def control_metrics(model: nn.Module, measure: str, probe: ShapesData, held_out: ShapesData,
+                    train: ShapesData) -> dict:
+    """What a control run records after each epoch, as floats / lists of floats.
+
+    Always: the roughness of each conv1 filter (``filters.roughness``) and the mean
+    bias of conv3 and conv4. ``measure="activations"`` (notebook 01) adds, per layer of
+    ``CONTROL_LAYERS`` on ``probe``, the zero fraction, the share inside the object
+    (+ 2-pixel border) and the dead channels, and the accuracy on ``probe``;
+    ``measure="filters"`` (notebook 02) adds the accuracy on ``held_out`` and on the
+    training images ``train`` (eval mode), which shows overfitting."""
+    from .activations import sparsity_report
+    from .filters import roughness
+
+    out = {"roughness": roughness(model.conv1.weight).tolist(),
+           "bias": torch.cat([model.conv3.bias, model.conv4.bias]).mean().item()}
+    if measure == "activations":
+        report = sparsity_report(model, probe.images, list(CONTROL_LAYERS), masks=dilate(probe.masks, 2))
+        out.update({"zero_fraction": [report[n]["zero_fraction"] for n in CONTROL_LAYERS],
+                    "mask_share": [report[n]["mask_share"] for n in CONTROL_LAYERS],
+                    "dead": [float(report[n]["dead"]) for n in CONTROL_LAYERS],
+                    "probe_acc": evaluate(model, probe)})
+    elif measure == "filters":
+        out.update({"held_out_acc": evaluate(model, held_out), "train_acc": evaluate(model, train)})
+    else:
+        raise ValueError(f"measure must be 'activations' or 'filters', got {measure!r}.")
+    return out
+
+
+def control_run(config: dict, seed: int, progress: bool = False) -> dict:
+    """One control run: ``ShapesCNN(seed)`` trained by ``train_cnn(..., seed=seed)`` on
+    ``make_shapes(config["n_train"], seed=1)`` (labels permuted by ``shuffled_labels(·,
+    seed)`` when ``config["shuffled"]``), the probe ``make_shapes(300, seed=2)`` and the
+    held-out ``make_shapes(1000, seed=TEST_SEED)`` — the data notebook 01 uses.
+    Returns {metric: tensor (epochs + 1, ...)} (epoch 0 = initialization), the training
+    loss per epoch (NaN at 0) and conv1's final weights."""
+    train = make_shapes(config["n_train"], seed=1)
+    probe, held_out = make_shapes(300, seed=2), make_shapes(1000, seed=TEST_SEED)
+    fit_on = shuffled_labels(train, seed) if config["shuffled"] else train
+    model = ShapesCNN(seed=seed)
+
+    def measure(net: nn.Module) -> dict:
+        return control_metrics(net, config["measure"], probe, held_out, fit_on)
+
+    records = [measure(model)]
+    history = train_cnn(model, fit_on, epochs=config["epochs"], lr=config["lr"],
+                        weight_decay=config["weight_decay"], batch_size=config["batch_size"], seed=seed,
+                        on_epoch_end=lambda epoch, net: records.append(measure(net)),
+                        progress=progress)
+    out = {key: torch.tensor([r[key] for r in records]) for key in records[0]}
+    out["loss"] = torch.tensor([float("nan")] + [h["loss"] for h in history])
+    out["conv1"] = model.conv1.weight.detach().clone()
+    return out
+
+
+def load_controls(notebook: str, path: Path | None = None) -> dict:
+    """The shipped control runs of ``notebook`` ("01" or "02"): run name → {"config": …, "seeds": [..], metric: tensor
+    (seeds, epochs + 1, ...)} for every metric of ``control_run``, seeds stacked on dim 0.
+    Weights only: loaded with ``weights_only=True``."""
+    raw = torch.load(path or controls_path(notebook), map_location="cpu", weights_only=True)
+    result = {}
+    for name, entry in raw.items():
+        seeds = sorted(entry["seeds"])
+        runs = [entry["seeds"][s] for s in seeds]
+        result[name] = {"config": entry["config"], "seeds": seeds,
+                        **{key: torch.stack([r[key] for r in runs]) for key in runs[0]}}
+    return result
+
+
+def make_controls(names: list[str] | None = None, seeds: tuple[int, ...] = CONTROL_SEEDS,
+                  path: Path | None = None, progress: bool = False) -> None:
+    """Run the control runs (``CONTROL_RUNS``) for ``seeds`` and save each to its notebook's
+    file (``controls_path``, or ``path``) after each (run, seed): an interrupted call resumes
+    where it stopped, and a run whose config changed is redone."""
+    for name in names or list(CONTROL_RUNS):
+        config, file = CONTROL_RUNS[name], path or controls_path(CONTROL_NOTEBOOK[name])
+        saved = torch.load(file, map_location="cpu", weights_only=True) if file.exists() else {}
+        entry = saved.get(name)
+        if entry is None or entry["config"] != config:
+            entry = saved[name] = {"config": config, "seeds": {}}
+        for seed in seeds:
+            if seed not in entry["seeds"]:
+                entry["seeds"][seed] = control_run(config, seed, progress=progress)
+                _save_atomic(saved, file)
+
+
+# ---------------------------------------------------------------------------
 # Training script: python -m cs231n_vis.shapes train
 # ---------------------------------------------------------------------------
 
@@ -491,7 +624,10 @@ def _save_atomic(state: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cs231n_vis.shapes",
                                      description="Train the shipped ShapesCNN weights.")
-    parser.add_argument("command", choices=["train"])
+    parser.add_argument("command", choices=["train", "controls"],
+                        help="train: the shipped weights; controls: the control runs of notebooks 01/02")
+    parser.add_argument("--runs", nargs="*", default=None, help="controls: names from CONTROL_RUNS (default all)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=list(CONTROL_SEEDS))
     parser.add_argument("--out", type=Path, default=None,
                         help="default: weights/shapes_cnn.pt, or shapes_cnn_no_wd.pt "
                              "when --weight-decay is 0")
@@ -501,6 +637,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=N_TRAIN)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "controls":
+        torch.set_num_threads(1)  # the shipped control runs were made with 1 thread
+        start = time.perf_counter()
+        make_controls(args.runs, tuple(args.seeds), args.out, progress=args.progress)
+        print(f"wall time: {time.perf_counter() - start:.0f} s")
+        return
     out = args.out or weights_path(weight_decay=args.weight_decay > 0)
 
     torch.set_num_threads(2)  # the shipped weights were made with 2 threads

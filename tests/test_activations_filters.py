@@ -57,7 +57,9 @@ def test_roughness_of_known_filters():
     checker = (torch.arange(9).view(9, 1) + torch.arange(9)).remainder(2).float().reshape(1, 1, 9, 9)
     assert roughness(noise).mean().item() == pytest.approx(1.0, abs=0.03)  # white noise → 1
     assert roughness(ramp).item() < 0.05                                   # smooth → near 0
-    assert roughness(checker).item() == pytest.approx(2.0, abs=0.05)       # checkerboard → 2
+    # checkerboard: neighbour differences all 1, unbiased variance p(1 - p) * 81/80 (p = 41/81 ones)
+    p = 41 / 81
+    assert roughness(checker).item() == pytest.approx(1 / (2 * p * (1 - p) * 81 / 80), rel=1e-5)
     assert torch.allclose(roughness(3 * noise[:10]), roughness(noise[:10]))  # scale-free
 
 
@@ -127,15 +129,31 @@ def test_roughness_on_banks_with_known_answers():
     assert roughness(banks["white noise"]).mean().item() == pytest.approx(1.0, abs=0.05)
     assert roughness(banks["noise + offsets"]).mean().item() == pytest.approx(1.0, abs=0.05)
     assert roughness(banks["smooth ramp"]).max().item() < 0.15
-    assert roughness(banks["checkerboard"]).mean().item() == pytest.approx(2.0, abs=0.01)
+    # ±a alternating on 7x7 (25 of one sign): unbiased variance a^2 (1 - 1/49^2) 49/48, differences 4a^2
+    assert roughness(banks["checkerboard"]).mean().item() == pytest.approx(
+        4 / (2 * (1 - 1 / 49**2) * 49 / 48), rel=1e-5)
     assert roughness(banks["all zero"]).isnan().all()
+
+
+@pytest.mark.parametrize("size", [3, 7, 11])
+def test_white_noise_scores_one_at_every_kernel_size(size):
+    # The biased variance would give k^2 / (k^2 - 1): 1.125 at 3x3, 1.021 at 7x7, 1.008 at 11x11.
+    # Tolerance: 4 standard errors of the mean over 4000 random filters (the per-filter spread,
+    # measured on the sample itself: 0.15 at 3x3, 0.06 at 7x7, 0.04 at 11x11).
+    noise = torch.randn(4000, 3, size, size, generator=torch.Generator().manual_seed(size))
+    r = roughness(noise)
+    standard_error = r.std().item() / len(r) ** 0.5
+    assert r.mean().item() == pytest.approx(1.0, abs=4 * standard_error)
+    biased = size**2 / (size**2 - 1)
+    assert abs(biased - 1) > 4 * standard_error  # the test would catch the biased version
 
 
 def test_roughness_of_a_ramp_by_hand():
     # columns 0, 1/6, ..., 1: horizontal differences (1/6)^2, vertical 0, so the mean over all
-    # neighbour pairs is 1/72; the variance within each channel is 1/9: roughness 1/16.
+    # neighbour pairs is 1/72; the unbiased variance within each channel is 1/9 * 49/48:
+    # roughness (1/72) / (2 * 49/432) = 3/49.
     ramp = torch.linspace(0, 1, 7).expand(7, 7).reshape(1, 1, 7, 7) + torch.tensor([0.0, 4.0, -1.0]).view(1, 3, 1, 1)
-    assert roughness(ramp).item() == pytest.approx(1 / 16, rel=1e-5)
+    assert roughness(ramp).item() == pytest.approx(3 / 49, rel=1e-5)
 
 
 def test_effective_filter_is_the_linear_networks_filter():
@@ -160,3 +178,28 @@ def test_effective_filters_needs_an_input_larger_than_the_receptive_field():
     net = nn.Sequential(nn.Conv2d(3, 2, 5), nn.ReLU(), nn.Conv2d(2, 2, 5))
     with pytest.raises(ValueError, match="larger size"):
         effective_filters(net, "2", size=9)
+
+
+def test_feeding_layer_is_the_rectifiers_input():
+    from cs231n_vis.activations import feeding_layer
+
+    net = tiny_net()
+    assert feeding_layer(net, "1") == "0" and feeding_layer(net, "3") == "2"
+    x = torch.rand(2, 3, 8, 8)
+    pre = layer_activations(net, x, "0")["0"]
+    torch.testing.assert_close(layer_activations(net, x, "1")["1"], pre.clamp_min(0))  # ReLU of its input
+    with pytest.raises(ValueError, match="module before it"):
+        feeding_layer(net, "0")
+
+
+def test_ica_filters_unmix_what_the_basis_mixes():
+    import numpy as np
+
+    from cs231n_vis.filters import ica_filters
+
+    rng = np.random.default_rng(0)
+    photos = [rng.laplace(size=(40, 40, 3)).astype(np.float32) for _ in range(2)]  # sparse: ICA converges
+    filters, basis = ica_filters(photos, n_filters=6, size=4, n_patches=2000, seed=0)
+    assert filters.shape == basis.shape == (6, 3, 4, 4)
+    # components_ @ mixing_ is the identity: filter i responds 1 to basis function i, 0 to the others
+    torch.testing.assert_close(filters.flatten(1) @ basis.flatten(1).T, torch.eye(6), atol=1e-3, rtol=0)

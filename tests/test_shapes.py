@@ -148,3 +148,35 @@ def test_train_cnn_is_deterministic():
     for p, q in zip(models[0].parameters(), models[1].parameters()):
         assert torch.equal(p, q)
     assert not torch.equal(models[0].conv1.weight, ShapesCNN(seed=0).conv1.weight)
+
+
+def test_stop_after_repeats_the_start_of_the_full_run():
+    from cs231n_vis.shapes import train_cnn
+
+    d = make_shapes(96, seed=1)
+    full, start = ShapesCNN(seed=0), ShapesCNN(seed=0)
+    snapshots = []
+    train_cnn(full, d, epochs=3, lr=1e-3, weight_decay=0.05, batch_size=32, seed=0,
+              on_epoch_end=lambda e, m: snapshots.append(m.conv1.weight.detach().clone()))
+    history = train_cnn(start, d, epochs=3, stop_after=1, lr=1e-3, weight_decay=0.05, batch_size=32, seed=0)
+    assert len(history) == 1 and not start.training
+    assert torch.equal(start.conv1.weight, snapshots[0])  # the same steps as the full run's first epoch
+
+
+def test_shuffled_labels_keep_images_and_class_counts():
+    from cs231n_vis.shapes import shuffled_labels
+
+    d = make_shapes(200, seed=1)
+    s = shuffled_labels(d, seed=0)
+    assert torch.equal(s.images, d.images) and torch.equal(s.labels.sort().values, d.labels.sort().values)
+    assert (s.labels != d.labels).float().mean() > 0.7  # most labels moved (chance of staying: ~1/10)
+    assert torch.equal(shuffled_labels(d, seed=0).labels, s.labels)  # deterministic by seed
+
+
+def test_control_run_records_every_epoch():
+    from cs231n_vis import shapes
+
+    config = dict(n_train=32, epochs=2, lr=1e-3, weight_decay=0.05, batch_size=32, shuffled=True, measure="filters")
+    run = shapes.control_run(config, seed=0)
+    assert run["roughness"].shape == (3, 16) and run["held_out_acc"].shape == (3,)
+    assert run["loss"][0].isnan() and run["conv1"].shape == (16, 3, 7, 7)
