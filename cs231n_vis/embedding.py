@@ -128,6 +128,22 @@ def _pca(x: np.ndarray, dims: int, seed: int) -> np.ndarray:
     return PCA(n_components=dims, random_state=seed).fit_transform(x)
 
 
+def pca(features: torch.Tensor, *, dims: int = 2, seed: int = 0) -> torch.Tensor:
+    """The first ``dims`` principal components of ``features`` (N, D): an (N, dims) float tensor.
+
+    The linear baseline for a 2-D picture: the projection that keeps the most
+    variance (Pearson 1901). Unlike t-SNE it keeps large distances and distorts
+    small ones, so compare both with ``trustworthiness`` and ``knn_accuracy``.
+    """
+    x = _numpy(features, "features", 2).astype(np.float64)
+    if not 1 <= dims <= min(x.shape):
+        raise ValueError(f"dims must be between 1 and {min(x.shape)}; got {dims}.")
+    from sklearn.decomposition import PCA
+
+    points = PCA(n_components=dims, random_state=seed).fit_transform(x)
+    return torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+
+
 def tsne(features: torch.Tensor, *, seed: int = 0, perplexity: float = 30.0, backend: str = "opentsne",
          pca_dims: int = 50, n_jobs: int = 1) -> torch.Tensor:
     """A 2-D t-SNE embedding (N, 2) of ``features`` (N, D) (van der Maaten & Hinton, JMLR 2008).
@@ -275,7 +291,8 @@ def show_embeddings(panels: list[tuple], *, ncols: int = 2, cell: float = 4.0, t
     import matplotlib.pyplot as plt
 
     rows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(rows, ncols, figsize=(cell * ncols, cell * rows), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(rows, ncols, figsize=(cell * ncols, (cell + 0.45) * rows), layout="constrained",
+                             squeeze=False)
     for ax, (points, labels, names, panel_title) in zip(axes.flat, panels):
         p, y = _numpy(points, "points", 2), _labels(labels, len(points))
         named = all(n in COLOR_NAMES for n in names)
@@ -285,7 +302,9 @@ def show_embeddings(panels: list[tuple], *, ncols: int = 2, cell: float = 4.0, t
         ax.set_title(panel_title)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(fontsize=7, markerscale=3, loc="upper right", framealpha=0.7, ncols=2)
+        # Below the panel, outside the points: a legend inside the axes hides a class.
+        ax.legend(fontsize=7, markerscale=3, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                  ncols=min(len(names), 5), frameon=False, handletextpad=0.1, columnspacing=0.8)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     if title:

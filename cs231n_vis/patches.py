@@ -12,6 +12,9 @@
 - ``random_directions``, ``class_purity``: the control of Szegedy et al.
   (arXiv:1312.6199) — are units special, or do random directions look alike?
 - ``multiscale_crops``: photos resized to several sizes and cut into crops.
+- ``top_patches_multiscale``: every receptive-field patch of photos at several
+  scales ranked per unit, with non-maximum suppression (``box_iou``);
+  ``cut_patches`` cuts the winners out to draw them.
 """
 
 from __future__ import annotations
@@ -400,7 +403,14 @@ def chance_purity(labels: torch.Tensor, k: int, *, n: int = 2000, seed: int = 0)
     replacement from a dataset with ``labels`` (N,): the baseline of no selectivity."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.as_tensor(labels).long()
-    picks = torch.stack([torch.randperm(len(labels), generator=g)[:k] for _ in range(n)])
+    if len(labels) <= 10_000:
+        picks = torch.stack([torch.randperm(len(labels), generator=g)[:k] for _ in range(n)])
+    else:  # a permutation per draw costs O(N): draw k indices and redraw the sets with a repeat
+        picks = torch.randint(len(labels), (n, k), generator=g)
+        repeat = (picks.sort(dim=1).values.diff(dim=1) == 0).any(dim=1)
+        while repeat.any():
+            picks[repeat] = torch.randint(len(labels), (int(repeat.sum()), k), generator=g)
+            repeat = (picks.sort(dim=1).values.diff(dim=1) == 0).any(dim=1)
     return class_purity(labels[picks]).mean().item()
 
 
@@ -436,3 +446,139 @@ def multiscale_crops(photos: Sequence[np.ndarray], sizes: Sequence[int] = (224, 
                     crops.append(torch.from_numpy(picture[top:top + crop, left:left + crop].transpose(2, 0, 1).copy()))
                     where.append((p, size, top, left))
     return torch.stack(crops), torch.tensor(where, dtype=torch.long)
+
+
+# ----------------------------------------------------------------------------- every position, every scale
+
+@dataclass
+class MultiscalePatches:
+    """The result of ``top_patches_multiscale``: for each of U units (or directions), its
+    k best patches after non-maximum suppression.
+
+    scores (U, k), highest first; photo (U, k): which photo; size (U, k): the
+    photo's shorter side when it was scanned; boxes (U, k, 4) float: the patch
+    (x0, y0, x1, y1) in the *original* photo's pixels, clipped to the photo;
+    candidates: how many patches (positions × scales) were ranked;
+    candidate_photo (candidates,): the photo of each, for a chance baseline.
+    """
+
+    layer: str
+    scores: torch.Tensor
+    photo: torch.Tensor
+    size: torch.Tensor
+    boxes: torch.Tensor
+    candidates: int
+    candidate_photo: torch.Tensor
+
+
+def box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box (4,) with each of ``others`` (M, 4); (x0, y0, x1, y1)."""
+    w = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = w * h
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / (area(box) + area(others) - inter)
+
+
+def top_patches_multiscale(model: nn.Module, photos: Sequence[np.ndarray], layer: str, *, k: int = 9,
+                           sizes: Sequence[int] = (160, 240, 320), directions: torch.Tensor | None = None,
+                           iou: float = 0.3, pool: int = 256, progress: bool = True) -> MultiscalePatches:
+    """Rank every receptive-field patch of ``layer`` in every photo at every scale, keeping
+    each unit's k best after non-maximum suppression.
+
+    Args:
+        photos: (H, W, 3) float images in [0, 1], of any sizes.
+        layer: a conv feature map (1, C, h, w) of ``model``.
+        k: patches kept per unit.
+        sizes: each photo is resized so its shorter side is each of these and run
+            whole; every position of the layer's map is one candidate patch (its
+            receptive field), so a photo gives hundreds of patches per scale.
+        directions: None → the units; a (D, C) tensor → D directions of the
+            activation space (Szegedy et al., arXiv:1312.6199).
+        iou: a candidate whose box (in the original photo) overlaps an already
+            kept box of the same photo by more than this intersection-over-union
+            is dropped (greedy non-maximum suppression, as in object detection;
+            Girshick et al., arXiv:1311.2524). A box nested in one twice its side
+            has IoU 0.25, so the same spot at scales 2× apart can both be kept.
+        pool: how many of each unit's best positions enter the suppression.
+        progress: a ``tqdm.auto`` bar (in photos).
+
+    Returns a ``MultiscalePatches`` on the CPU. Limits: positions of one map overlap
+    (the field is larger than the jump), which is why the suppression is needed;
+    boxes are the full theoretical field (Zeiler & Fergus, arXiv:1311.2901).
+    """
+    from .images import resize
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int; got {k!r}.")
+    if not 0 < iou <= 1:
+        raise ValueError(f"iou must be in (0, 1]; got {iou!r}.")
+    device = next(model.parameters()).device
+    scores = keys = None
+    meta = []  # per candidate: photo, size, box in the original photo (x0, y0, x1, y1)
+    with frozen(model), torch.no_grad(), record(model, layer) as rec, \
+            tqdm(total=len(photos), desc=layer, unit="photo", disable=not progress) as bar:
+        for p, photo in enumerate(photos):
+            height, width = np.asarray(photo).shape[:2]
+            for size in sizes:
+                picture = resize(np.asarray(photo, dtype=np.float32), int(size))
+                batch = check_images(torch.from_numpy(picture.transpose(2, 0, 1).copy())[None], "a photo", model=model)
+                model(batch.to(device))
+                act = rec.activations[layer][0]
+                if directions is not None:
+                    if directions.dim() != 2 or directions.shape[1] != act.shape[0]:
+                        raise ValueError(f"directions must be (D, {act.shape[0]}) for layer {layer!r}; "
+                                         f"got shape {tuple(directions.shape)}.")
+                    act = torch.einsum("dc,chw->dhw", directions.to(act), act)
+                field = receptive_field(model, layer, input_size=tuple(picture.shape[:2]))
+                if field.map_size != tuple(act.shape[-2:]):
+                    raise ValueError(f"The receptive field walk of {layer!r} predicts a {field.map_size} map, "
+                                     f"the model gives {tuple(act.shape[-2:])}.")
+                ys, xs = torch.meshgrid(torch.arange(act.shape[1]), torch.arange(act.shape[2]), indexing="ij")
+                box = field.boxes(ys.flatten(), xs.flatten()).double()
+                box[:, 0::2] *= width / picture.shape[1]
+                box[:, 1::2] *= height / picture.shape[0]
+                box[:, 0::2], box[:, 1::2] = box[:, 0::2].clamp(0, width), box[:, 1::2].clamp(0, height)
+                new_keys = torch.arange(len(meta), len(meta) + len(box), device=act.device).expand(act.shape[0], -1)
+                meta.extend((p, int(size), *b) for b in box.tolist())
+                flat = act.flatten(1)
+                if scores is None:
+                    scores, keys = flat[:, :0], new_keys[:, :0]
+                scores, keys = merge_topk(scores, keys, flat, new_keys, pool)
+            bar.update(1)
+    if scores is None:
+        raise ValueError("photos is empty.")
+    table = np.asarray(meta, dtype=np.float64)
+    scores, keys = scores.cpu().numpy(), keys.cpu().numpy()
+    kept = np.zeros((len(scores), k), dtype=np.int64)
+    kept_scores = np.zeros((len(scores), k), dtype=np.float32)
+    for u in range(len(scores)):
+        chosen = []
+        for j, key in enumerate(keys[u]):
+            same = [c for c in chosen if table[c, 0] == table[key, 0]]
+            if not same or box_iou(table[key, 2:], table[same, 2:]).max() <= iou:
+                chosen.append(key)
+                kept_scores[u, len(chosen) - 1] = scores[u, j]
+                if len(chosen) == k:
+                    break
+        if len(chosen) < k:
+            raise ValueError(f"Only {len(chosen)} patches of row {u} survive the suppression among its "
+                             f"{pool} best positions; raise pool.")
+        kept[u] = chosen
+    picked = torch.from_numpy(table[kept])
+    return MultiscalePatches(layer, torch.from_numpy(kept_scores), picked[..., 0].long(), picked[..., 1].long(),
+                             picked[..., 2:].float(), len(table), torch.from_numpy(table[:, 0]).long())
+
+
+def cut_patches(photos: Sequence[np.ndarray], boxes: torch.Tensor, photo: torch.Tensor, *, size: int = 64
+                ) -> torch.Tensor:
+    """The patches at ``boxes`` (..., 4) in ``photos[photo]`` ((...) indices), each resized to
+    size × size: a (..., 3, size, size) tensor to draw (e.g. ``plotting.show_patches``)."""
+    from .images import resize
+
+    flat_boxes, flat_photo = boxes.reshape(-1, 4).round().long().tolist(), photo.reshape(-1).tolist()
+    out = []
+    for (x0, y0, x1, y1), p in zip(flat_boxes, flat_photo):
+        patch = np.asarray(photos[p], dtype=np.float32)[y0:y1, x0:x1]
+        out.append(torch.from_numpy(resize(np.ascontiguousarray(patch), (size, size)).transpose(2, 0, 1).copy()))
+    return torch.stack(out).reshape(*photo.shape, 3, size, size)

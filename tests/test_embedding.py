@@ -183,3 +183,16 @@ def test_show_embeddings_draws_one_panel_per_embedding():
     fig = embedding.show_embeddings([(x, y, ["a", "b"], "1"), (x, y, ["red", "blue"], "2"), (x, y, ["a", "b"], "3")])
     drawn = [ax for ax in fig.axes if ax.axison]
     assert len(drawn) == 3 and drawn[1].collections[0].get_facecolor()[0][0] == 1.0  # red is red
+
+
+def test_pca_keeps_a_plane_exactly_and_checks_dims():
+    g = torch.Generator().manual_seed(0)
+    plane = torch.rand(200, 2, generator=g)
+    rotation = torch.linalg.qr(torch.randn(10, 10, generator=g)).Q[:, :2]
+    points = embedding.pca(plane @ rotation.T)
+    assert points.shape == (200, 2)
+    # A rotated plane: PCA recovers it up to rotation, so every distance is kept.
+    assert torch.allclose(torch.cdist(points, points), torch.cdist(plane, plane), atol=2e-3)
+    assert embedding.trustworthiness(plane @ rotation.T, points) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="dims"):
+        embedding.pca(plane, dims=3)

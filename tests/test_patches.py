@@ -219,3 +219,47 @@ def test_multiscale_crops_cover_the_photo():
     torch.testing.assert_close(crops[-1], torch.from_numpy(photo).permute(2, 0, 1)[:, 76:, 176:])
     apart, where = multiscale_crops([photo], sizes=(224, 448))  # side by side: 224 x 299 -> 1; 448 x 597 -> 2 x 2
     assert where[:, 1:].tolist() == [[224, 0, 0], [448, 0, 0], [448, 0, 224], [448, 224, 0], [448, 224, 224]]
+
+
+# ----------------------------------------------------------------------------- every position, every scale
+
+def test_box_iou_by_hand():
+    from cs231n_vis.patches import box_iou
+    import numpy as np
+    box = np.array([0.0, 0.0, 10.0, 10.0])
+    others = np.array([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [20.0, 20.0, 30.0, 30.0], [0.0, 0.0, 5.0, 5.0]])
+    assert np.allclose(box_iou(box, others), [1.0, 50 / 150, 0.0, 0.25])
+
+
+def test_top_patches_multiscale_against_brute_force_and_suppression():
+    import numpy as np
+    from cs231n_vis.images import resize
+    from cs231n_vis.patches import box_iou, cut_patches, top_patches_multiscale
+    cnn = shapes.ShapesCNN(seed=1)
+    rng = np.random.default_rng(0)
+    photos = [rng.random((80, 100, 3)).astype(np.float32), rng.random((96, 72, 3)).astype(np.float32)]
+    sizes = (64, 96)
+    with model_unchanged(cnn):
+        loose = top_patches_multiscale(cnn, photos, "relu4", k=5, sizes=sizes, iou=1.0, progress=False)
+        tight = top_patches_multiscale(cnn, photos, "relu4", k=5, sizes=sizes, iou=0.3, progress=False)
+    # Brute force: every position of every scaled photo, no suppression.
+    every = []
+    for photo in photos:
+        for size in sizes:
+            x = torch.from_numpy(resize(photo, size).transpose(2, 0, 1).copy())[None]
+            with record(cnn, "relu4") as rec, torch.no_grad():
+                cnn(x)
+            every.append(rec.activations["relu4"][0].flatten(1))
+    every = torch.cat(every, dim=1)
+    assert loose.candidates == every.shape[1] == len(tight.candidate_photo)
+    assert torch.allclose(loose.scores, every.sort(dim=1, descending=True).values[:, :5])
+    assert torch.allclose(tight.scores[:, 0], every.max(dim=1).values)
+    assert (tight.scores[:, :-1] >= tight.scores[:, 1:]).all()
+    for u in range(len(tight.scores)):
+        for i in range(5):
+            for j in range(i):
+                if tight.photo[u, i] == tight.photo[u, j]:
+                    assert box_iou(tight.boxes[u, i].numpy(), tight.boxes[u, j][None].numpy())[0] <= 0.3
+    whole = cut_patches(photos, torch.tensor([[0.0, 0.0, 100.0, 80.0]]), torch.tensor([0]), size=16)
+    assert whole.shape == (1, 3, 16, 16)
+    assert torch.allclose(whole[0], torch.from_numpy(resize(photos[0], (16, 16)).transpose(2, 0, 1).copy()))
