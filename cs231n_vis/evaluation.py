@@ -74,22 +74,38 @@ def mass_inside(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
                        torch.zeros_like(total))
 
 
-def pointing_game(maps: torch.Tensor, masks: torch.Tensor, *, tolerance: int = 0) -> torch.Tensor:
+def pointing_game(maps: torch.Tensor, masks: torch.Tensor, *, tolerance: int = 0,
+                  ties: str = "miss") -> torch.Tensor:
     """Does each map's maximum fall on the object? A bool tensor (N,).
 
     The pointing game of Zhang et al. (arXiv:1608.00507): a hit when the map's
     maximum lies within ``tolerance`` pixels of the mask (the mask grown by a
-    square of that radius). Ties are not broken by an index: a hit when *any*
-    maximal pixel lies in the (grown) mask. A constant map points nowhere and
-    is a miss. Maps are resized to the masks' size as in ``mass_inside``.
+    square of that radius; Zhang et al. use 15 px on images of about 224 px).
+    ``maps`` (N, h, w) are resized to the masks' size (N, H, W) as in ``mass_inside``.
+
+    Ties do not count as hits (``ties="miss"``, the default): when the maximum is
+    reached at several pixels, it is a hit only if *every* one of them lies in the
+    (grown) mask; a tie between a pixel on the object and one off it is a miss, so a
+    map cannot score by being flat where it is large (a blocky occlusion map's
+    plateau must lie on the object as a whole). A constant map points nowhere and
+    is a miss. ``ties="any"`` counts a hit when *any* maximal pixel is in the mask
+    (the rule of this function before 2026-12; kept for comparison).
     """
+    if ties not in ("miss", "any"):
+        raise ValueError(f"ties must be 'miss' (a tie across the mask's edge is a miss) or 'any'; got {ties!r}.")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"tolerance must be a non-negative int (pixels); got {tolerance!r}.")
     maps, masks = _maps_and_masks(maps, masks)
     if tolerance:
         masks = F.max_pool2d(masks[:, None].float(), 2 * tolerance + 1, stride=1, padding=tolerance)[:, 0] > 0
     flat, on_object = maps.flatten(1), masks.flatten(1)
     top, bottom = flat.amax(1), flat.amin(1)
-    best_inside = flat.masked_fill(~on_object, float("-inf")).amax(1)
-    return (best_inside == top) & (top > bottom)
+    is_top = flat == top[:, None]
+    if ties == "any":
+        hit = (is_top & on_object).any(1)
+    else:
+        hit = ~(is_top & ~on_object).any(1)
+    return hit & (top > bottom)
 
 
 def class_probabilities(model: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:

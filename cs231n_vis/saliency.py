@@ -14,7 +14,7 @@ variations of it:
   ``completeness_error``, which measures how far its sum is from f(x) - f(baseline).
 - ``saliency_map``: attributions (N, 3, H, W) → one map per image (N, H, W);
   ``clip_quantile`` scales maps for display, ``top_share`` measures how peaked they are.
-- ``cascading_randomization`` and ``spearman``: the model-randomization sanity
+- ``cascading_randomization``, ``spearman`` and ``ssim``: the model-randomization sanity
   check of Adebayo et al. (arXiv:1810.03292).
 
 Every method returns attributions (N, 3, H, W) with the images' shape, on their
@@ -423,6 +423,40 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ru, rv = ru - ru.mean(), rv - rv.mean()
         out.append((ru * rv).sum() / (ru.norm() * rv.norm()))
     return torch.stack(out).to(a.device)  # ranked on the CPU (torch.unique), returned on a's device
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, *, window: int = 7) -> torch.Tensor:
+    """Structural similarity of each pair of maps (N, H, W): a tensor (N,) of float64.
+
+    Wang et al.'s SSIM (IEEE TIP 2004), as Adebayo et al. (arXiv:1810.03292) report it
+    next to Spearman's rank correlation: means, variances and the covariance in a
+    ``window`` x ``window`` uniform window (sample covariance), the constants
+    C1 = (0.01 L)^2, C2 = (0.03 L)^2 with L = 1, averaged over the window positions
+    that fit inside the map -- ``skimage.metrics.structural_similarity(a, b,
+    data_range=1, win_size=window)`` (tests/test_saliency.py checks it). Give maps
+    scaled to [0, 1] (e.g. ``clip_quantile(maps.abs())``): SSIM depends on the scale,
+    unlike Spearman. 1 for identical maps.
+    """
+    a, b = torch.as_tensor(a).detach(), torch.as_tensor(b).detach()
+    if a.shape != b.shape or a.dim() != 3:
+        raise ValueError(f"a and b must be maps (N, H, W) with the same shape; got {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}.")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 3 or window % 2 == 0 \
+            or window > min(a.shape[-2:]):
+        raise ValueError(f"window must be an odd int >= 3 and at most the maps' side; got {window!r}.")
+    x, y = a.double()[:, None], b.double()[:, None]
+
+    def mean(z: torch.Tensor) -> torch.Tensor:  # window means at every position that fits
+        return torch.nn.functional.avg_pool2d(z, window, stride=1)
+
+    n = window * window
+    mx, my = mean(x), mean(y)
+    correction = n / (n - 1)  # sample (not population) variances, as skimage by default
+    vx, vy = (mean(x * x) - mx * mx) * correction, (mean(y * y) - my * my) * correction
+    cov = (mean(x * y) - mx * my) * correction
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1).to(a.device)
 
 
 def default_randomization_layers(model: nn.Module) -> list[str]:

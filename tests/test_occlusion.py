@@ -205,11 +205,29 @@ def test_pointing_game():
     maps[2, 5, 5] = 1.0          # peak 2 px from the object: miss, a hit with tolerance 2
     assert evaluation.pointing_game(maps, masks).tolist() == [True, False, False]
     assert evaluation.pointing_game(maps, masks, tolerance=2).tolist() == [True, False, True]
-    # A constant map points nowhere; a tie between a pixel on and off the object is a hit.
+    # A constant map points nowhere. Ties do not count as hits: a tie between a pixel on and
+    # one off the object is a miss (it was a hit with the old rule, ties="any"); a tie with
+    # every maximal pixel on the object (a plateau inside the mask) is a hit.
     tie = torch.zeros(1, 8, 8)
     tie[0, 3, 3] = tie[0, 7, 7] = 1.0
     assert evaluation.pointing_game(torch.ones(1, 8, 8), masks[:1]).tolist() == [False]
-    assert evaluation.pointing_game(tie, masks[:1]).tolist() == [True]
+    assert evaluation.pointing_game(tie, masks[:1]).tolist() == [False]
+    assert evaluation.pointing_game(tie, masks[:1], ties="any").tolist() == [True]
+    plateau = torch.zeros(1, 8, 8)
+    plateau[0, 2:4, 2:4] = 1.0
+    assert evaluation.pointing_game(plateau, masks[:1]).tolist() == [True]
+    straddle = torch.zeros(1, 8, 8)
+    straddle[0, 2:4, 2:5] = 1.0  # the plateau reaches one column past the object
+    assert evaluation.pointing_game(straddle, masks[:1]).tolist() == [False]
+    assert evaluation.pointing_game(straddle, masks[:1], tolerance=1).tolist() == [True]
+    # The centre control on an even-sized image has four tied maximal pixels.
+    centre = evaluation.centre_maps(1, (8, 8))
+    corner = torch.zeros(1, 8, 8, dtype=torch.bool)
+    corner[0, 3, 3] = True  # one of the four
+    assert evaluation.pointing_game(centre, corner).tolist() == [False]
+    assert evaluation.pointing_game(centre, corner, ties="any").tolist() == [True]
+    with pytest.raises(ValueError, match="ties"):
+        evaluation.pointing_game(maps, masks, ties="first")
 
 
 def test_attributes_and_bins():

@@ -388,3 +388,24 @@ def test_bad_input_gives_a_clear_error(call, error, message):
     net = tiny_classifier()
     with model_unchanged(net), pytest.raises(error, match=message):
         call(net, torch.rand(2, 3, 8, 8))
+
+
+def test_ssim_against_skimage_and_known_cases():
+    metrics = pytest.importorskip("skimage.metrics")
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 20, 24, generator=g, dtype=torch.float64)
+    b = (0.6 * a + 0.4 * torch.rand(3, 20, 24, generator=g, dtype=torch.float64)).clamp(0, 1)
+    got = saliency.ssim(a, b)
+    expected = torch.tensor([metrics.structural_similarity(u.numpy(), v.numpy(), data_range=1.0, win_size=7)
+                             for u, v in zip(a, b)], dtype=torch.float64)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(saliency.ssim(a, a), torch.ones(3, dtype=torch.float64))
+    # Independent noise maps are structurally unrelated: SSIM near 0; a map and its negative image
+    # (1 - map) anti-correlate: SSIM below 0.
+    c = torch.rand(3, 20, 24, generator=g, dtype=torch.float64)
+    assert saliency.ssim(a, c).abs().max() < 0.1
+    assert (saliency.ssim(a, 1 - a) < -0.5).all()
+    with pytest.raises(ValueError, match="window"):
+        saliency.ssim(a, b, window=4)
+    with pytest.raises(ValueError, match="same shape"):
+        saliency.ssim(a, b[:, :10])
