@@ -4,23 +4,22 @@
 
 Prints, in one run on this machine:
 
-- the time to stylize one size × size photo with the feed-forward TransformerNet (one
-  forward pass, the shipped weights) and with Gatys et al.'s optimization
-  (``style.style_transfer``: Adam from the content image, ``--passes`` forward+backward
-  passes of the *same* loss network, lite0, on the *same* objective: layers, weights and
-  per-layer normalization of ``fast_style.perceptual_loss``), and the speed-up;
-- the objective each reaches (so the speed-up is read at a known quality: whether the
-  optimization has caught up with the network after that many passes);
+- for each optimizer of the baseline (``fast_style.gatys_baseline``: Gatys et al.'s optimization
+  from the content image, on the *same* loss network, lite0, and the *same* objective as
+  ``fast_style.perceptual_loss``) — Adam at step 0.02 and 0.05, L-BFGS through a sigmoid:
+  how many forward+backward passes it needs to reach the network's objective and the
+  network's style loss, and where it is after ``--passes``;
+- the time of one feed-forward pass of the shipped stylizer and of the fastest optimizer's
+  run up to the network's objective, both timed alike (``median_seconds``: one warm-up call,
+  then the median of ``--repeats``), and their ratio: the speed-up at equal objective;
 - feed-forward throughput in images/s at batch 1 and batch 8.
 
-Times are medians over ``--repeats`` rounds after a warm-up (the optimization, being long,
-runs once after a short warm-up); only the ratios mean anything on another machine.
+Only the ratios mean anything on another machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -28,6 +27,14 @@ from cs231n_vis import fast_style, style
 from cs231n_vis.images import sample_image, to_tensor
 from cs231n_vis.models import load_model
 from _timing import median_seconds
+
+OPTIMIZERS = {"Adam, lr 0.02": dict(optimizer="adam", lr=0.02), "Adam, lr 0.05": dict(optimizer="adam", lr=0.05),
+              "L-BFGS, sigmoid": dict(optimizer="lbfgs")}
+
+
+def first_below(values, level):
+    """Passes needed: the first index k with values[k] <= level (values[k] scores the image after k steps)."""
+    return next((k for k, v in enumerate(values) if v <= level), None)
 
 
 def main() -> None:
@@ -46,36 +53,34 @@ def main() -> None:
     print(f"one {args.size}x{args.size} photo, loss network {fast_style.LOSS_NETWORK}, torch {torch.__version__}, "
           f"{device.type}, {torch.get_num_threads()} threads")
 
+    ours = fast_style.evaluate(stylizer, loss_net, content, grams)
+    print(f"the network, 1 forward pass: objective {ours['total'].item():.3f} "
+          f"(content {ours['content'].item():.3f}, style {ours['style'].item():.3f})")
+    reach = {}
+    for name, options in OPTIMIZERS.items():
+        run = fast_style.gatys_baseline(loss_net, content, style_image, steps=args.passes, progress=False, **options)
+        reach[name] = first_below(run.losses, ours["total"].item())
+        print(f"{name:16s} passes to the network's objective: {reach[name]}, to its style loss: "
+              f"{first_below(run.terms['style'], ours['style'].item())}; after {args.passes} passes: objective "
+              f"{run.losses[-1]:.3f} (content {run.terms['content'][-1]:.3f}, style {run.terms['style'][-1]:.3f})")
+
     feed_forward = median_seconds(lambda: fast_style.stylize(stylizer, content, progress=False), args.repeats)
-    ours = fast_style.evaluate(stylizer, loss_net, content, grams)["total"].item()
-
-    # Gatys et al.: the same objective, optimized over the pixels. style_transfer's style term is
-    # sum_l w_l ||G_l(x) - G_l(s)||^2 and its TV term a plain sum, so these settings make it equal
-    # to perceptual_loss (w_l = 1 / ||G_l(s)||^2, TV divided by the number of pixels).
-    layer_weights = {name: 1.0 / float((g ** 2).sum()) for name, g in grams.items()}
-    gatys = dict(content_layer=fast_style.CONTENT_LAYER, style_layers=layer_weights,
-                 content_weight=fast_style.CONTENT_WEIGHT, style_weight=fast_style.STYLE_WEIGHT,
-                 tv_weight=fast_style.TV_WEIGHT / args.size ** 2, init="content", optimizer="adam",
-                 progress=False)
-    style.style_transfer(loss_net, content, style_image, steps=3, **gatys)  # warm-up
-    start = time.perf_counter()
-    result = style.style_transfer(loss_net, content, style_image, steps=args.passes, **gatys)
-    optimization = time.perf_counter() - start
-    theirs = fast_style.perceptual_loss(loss_net, result.images, content, grams)["total"].item()
-    caught_up = next((i + 1 for i, v in enumerate(result.losses) if v <= ours), None)
-
-    print(f"feed-forward: 1 forward pass of TransformerNet       {feed_forward:8.3f} s   objective {ours:.3f}")
-    print(f"Gatys (Adam): {args.passes} forward+backward passes of lite0 {optimization:8.3f} s   objective {theirs:.3f}"
-          f"   ({optimization / args.passes:.3f} s per pass)")
-    print(f"speed-up: {optimization / feed_forward:.0f}x  "
-          + (f"(the optimization reached the network's objective after {caught_up} passes: "
-             f"{caught_up * optimization / args.passes / feed_forward:.0f}x at equal objective)"
-             if caught_up else f"(the optimization had not reached the network's objective after {args.passes} passes)"))
+    reached = {name: k for name, k in reach.items() if k is not None}
+    if not reached:
+        print(f"no optimizer reached the network's objective in {args.passes} passes "
+              f"(feed-forward: {feed_forward:.3f} s)")
+    else:
+        best = min(reached, key=reached.get)
+        optimization = median_seconds(lambda: fast_style.gatys_baseline(
+            loss_net, content, style_image, steps=reached[best], progress=False, **OPTIMIZERS[best]), args.repeats)
+        print(f"feed-forward: 1 forward pass {feed_forward:8.3f} s;  {best}, {reached[best]} passes to the same "
+              f"objective: {optimization:8.3f} s ({optimization / max(reached[best], 1):.3f} s per pass)")
+        print(f"speed-up at equal objective: {optimization / feed_forward:.1f}x")
 
     for batch in (1, 8):
         images = content.expand(batch, -1, -1, -1).contiguous()
         seconds = median_seconds(lambda: fast_style.stylize(stylizer, images, batch_size=batch, progress=False),
-                        args.repeats)
+                                 args.repeats)
         print(f"feed-forward throughput at batch {batch}: {batch / seconds:.2f} images/s ({args.size}x{args.size})")
 
 

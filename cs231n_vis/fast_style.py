@@ -50,7 +50,7 @@ from .style import content_loss, features, gram_matrix, style_image, style_loss
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 SHIPPED = WEIGHTS_DIR / "stylizer_ihc.pt"                       # instance norm, with weights
-SHIPPED_BATCHNORM = WEIGHTS_DIR / "stylizer_ihc_batchnorm.pt"   # the BN twin: numbers and images only
+SHIPPED_BATCHNORM = WEIGHTS_DIR / "stylizer_ihc_batchnorm.pt"   # the BN twin, 400 steps (float16 weights)
 
 # The loss network and its layers. EfficientNet-Lite0 (the course's offline model) plays the
 # role of Johnson et al.'s VGG-16: four rectified maps from stride 2 to 16 for style (as
@@ -457,14 +457,20 @@ def perceptual_loss(loss_net: nn.Module, outputs: torch.Tensor, contents: torch.
 def gatys_baseline(loss_net: nn.Module, contents: torch.Tensor, style: torch.Tensor, *, steps: int,
                    content_layer: str = CONTENT_LAYER, style_layers: Sequence[str] = STYLE_LAYERS,
                    content_weight: float = CONTENT_WEIGHT, style_weight: float = STYLE_WEIGHT,
-                   tv_weight: float = TV_WEIGHT, lr: float = 0.02, progress: bool = True):
-    """Gatys et al.'s optimization (``style.style_transfer``, Adam from the content images)
-    on exactly ``perceptual_loss``'s objective: what one forward pass of a stylizer replaces.
+                   tv_weight: float = TV_WEIGHT, optimizer: str = "adam", lr: float | None = None,
+                   parameterization: str | None = None, progress: bool = True):
+    """Gatys et al.'s optimization (arXiv:1508.06576; ``style.style_transfer`` from the content
+    images) on exactly ``perceptual_loss``'s objective: what one forward pass of a stylizer
+    replaces.
 
     ``style_transfer`` sums ``w_l ‖G_l(x) − G_l(s)‖²`` and the plain TV, so the layer weights
     become ``1 / ‖G_l(s)‖²`` and the TV weight is divided by H·W. ``contents``: (N, 3, H, W)
-    in [0, 1]; ``style``: (1, 3, h, w). Returns ``style_transfer``'s ``Optimized``: its
-    ``losses[i]`` is this objective (summed over the images) before pass i + 1.
+    in [0, 1]; ``style``: (1, 3, h, w). ``steps``: forward+backward passes of the loss network.
+    ``optimizer``, ``lr``, ``parameterization``: as ``style_transfer`` (defaults: Adam at 0.02
+    on the pixels, clamped; ``"lbfgs"``: step 1 through a sigmoid — notebook 09 found L-BFGS
+    ahead of Adam at equal passes). Returns ``style_transfer``'s ``Optimized``: its
+    ``losses[i]`` is this objective (summed over the images) at pass i + 1, before its step
+    (so ``losses[0]`` scores the content images themselves).
     """
     from .style import style_transfer
 
@@ -474,8 +480,25 @@ def gatys_baseline(loss_net: nn.Module, contents: torch.Tensor, style: torch.Ten
     h, w = contents.shape[-2:]
     return style_transfer(loss_net, contents, style, content_layer=content_layer, style_layers=weights,
                           content_weight=content_weight, style_weight=style_weight,
-                          tv_weight=tv_weight / (h * w), init="content", steps=steps, optimizer="adam",
-                          lr=lr, progress=progress)
+                          tv_weight=tv_weight / (h * w), init="content", steps=steps, optimizer=optimizer,
+                          lr=lr, parameterization=parameterization, progress=progress)
+
+
+def best_seconds(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> float:
+    """Wall-clock seconds of ``fn()``: the best of ``repeats`` calls after ``warmup`` untimed
+    ones (CUDA synchronized around each call). One timer for everything a comparison times,
+    so that neither side gets a warm cache, a set-up cost or a mean the other does not."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 # ---------------------------------------------------------------------------
@@ -649,7 +672,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m cs231n_vis.fast_style",
         description="Train the shipped feed-forward stylizer (instance norm: weights + metadata) "
-                    "or its BatchNorm twin (metadata and held-out images only).")
+                    "or its BatchNorm twin (--norm batch --steps 400: float16 weights + metadata).")
     parser.add_argument("command", choices=["train"])
     parser.add_argument("--norm", choices=NORMS, default="instance")
     parser.add_argument("--steps", type=int, default=STEPS)
@@ -710,7 +733,12 @@ def main(argv: list[str] | None = None) -> None:
     saved = {"metadata": metadata, "held_out_images": snapshots}
     if args.norm == "instance":
         saved["state_dict"] = stylizer.state_dict()
-    # (the BatchNorm twin ships its numbers and its held-out results, not a second big checkpoint)
+    else:
+        # The BatchNorm twin ships its weights too (the contrast test needs a trained BN network),
+        # in float16 to keep the file small (3.4 MB instead of 6.7); load_stylizer casts them back
+        # to float32. Its metadata and images were computed with the float32 weights.
+        saved["state_dict"] = {k: v.half() if v.is_floating_point() else v
+                               for k, v in stylizer.state_dict().items()}
     _save_atomic(saved, out)
     torch.load(out, map_location="cpu", weights_only=True)  # what the course will do: fail here, not there
     last = {k: float(np.mean(v[-50:])) for k, v in history.items()}

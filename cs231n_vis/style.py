@@ -317,7 +317,9 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
             of ``optimize_image``); lr: default 0.02 for Adam with pixels, 1 for L-BFGS;
             parameterization: default ``"sigmoid"`` for L-BFGS, ``"pixel"`` otherwise.
 
-    Returns an ``Optimized``; ``gatys_losses`` scores its images term by term.
+    Returns an ``Optimized``, with ``terms``: ``{"content": [...], "style": [...]}``, the weighted
+    content and style terms (summed over the batch) at each pass, as ``losses`` (which adds the
+    TV term); ``gatys_losses`` scores its images term by term.
 
     Known limits: the balance of the terms depends on the layers, the image sizes and
     the network (weights are not portable between models); Gram matrices keep which
@@ -335,13 +337,19 @@ def style_transfer(model: nn.Module, content: torch.Tensor, style: torch.Tensor,
     if lr is None:
         lr = 1.0 if optimizer == "lbfgs" else 0.02
 
+    terms: dict[str, list[float]] = {"content": [], "style": []}
+
     def loss_fn(x: torch.Tensor) -> torch.Tensor:
         c, s = _gatys_terms(model, x, content_layer, content_target, style_grams, weights)
+        terms["content"].append((cw * c).sum().item())  # weighted, summed over the batch, per pass
+        terms["style"].append((sw * s).sum().item())
         return cw * c + sw * s
 
-    return optimize_image(loss_fn, start_images(content, init, seed=seed), steps=steps, lr=lr, optimizer=optimizer,
-                          parameterization=parameterization, tv=tv_weight, model=model, seed=seed,
-                          progress=progress, desc="style transfer")
+    result = optimize_image(loss_fn, start_images(content, init, seed=seed), steps=steps, lr=lr,
+                            optimizer=optimizer, parameterization=parameterization, tv=tv_weight,
+                            model=model, seed=seed, progress=progress, desc="style transfer")
+    result.terms = terms
+    return result
 
 
 def gatys_losses(model: nn.Module, images: torch.Tensor, content: torch.Tensor, style: torch.Tensor, *,
