@@ -24,6 +24,9 @@ spec.loader.exec_module(coursework)
 NOTEBOOKS = [ROOT / "notebooks" / name for name in ("02_filters.ipynb", "03_maximally_activating_patches.ipynb")]
 ASSIGNMENT = "week1"
 STUDENTS = ("correct", "untouched", "mistaken")
+# One round trip for the whole module: under `make test`'s workers (--dist loadgroup) every test
+# here runs in the worker that built it.
+pytestmark = pytest.mark.xdist_group("grading-round-trip")
 
 
 @pytest.fixture(scope="module")
