@@ -150,6 +150,7 @@ def test_the_tljh_setup_script_parses_and_sets_the_limits():
 def test_the_grading_config():
     c, _ = load_config_file(LABS / "nbgrader" / "nbgrader_config.py")
     assert c.Execute.timeout >= 3 * 52, "the slowest cell (52 s on one thread) with a margin"
+    assert c.Execute.iopub_timeout >= 30, "a loaded grading server delivers a cell's last outputs late"
     assert c.IgnorePattern.enabled
     pattern = re.compile(c.IgnorePattern.pattern)
     assert pattern.search("Matplotlib is building the font cache; this may take a moment.\n")

@@ -24,6 +24,11 @@ c.Exchange.path_includes_course = True
 # students (the measured cells ran 2-3x slower on a loaded 2-core machine), while a cell that
 # really hangs (a student's infinite loop) still fails within five minutes.
 c.Execute.timeout = 300
+# After a cell's reply, nbclient waits iopub_timeout (default 4 s) for the cell's last outputs,
+# and nbgrader makes a miss fatal (raise_on_iopub_timeout): the whole notebook fails to grade.
+# Measured here: the ten-notebook check on a loaded 2-core machine (load average 20) lost
+# notebook 01's training cell this way ("Timeout waiting for IOPub output" after 4 s).
+c.Execute.iopub_timeout = 60
 
 # nbgrader scores a check cell 0 when it writes anything to stderr. The notebooks print nothing
 # to stderr in a normal run, but a fresh account or server prints a few harmless lines once;
