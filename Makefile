@@ -16,7 +16,14 @@ ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 # output that depends on floating-point order fails here, not on a student's laptop (DESIGN.md §5).
 SECOND_PROFILE := $(ONE_THREAD) ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2
 
-.PHONY: course test unit nbval notebooks student benchmark clean
+# The hub test (tests/test_hub.py) needs configurable-http-proxy, an npm package: installed into
+# build/npm (no global install, no root). Without npm the hub test is skipped with a message.
+NPM_DIR := build/npm
+PROXY   := $(NPM_DIR)/node_modules/.bin/configurable-http-proxy
+# nbgrader runs `alembic` by name: the venv's bin must be on PATH even when it is not activated.
+WITH_VENV_PATH := PATH="$(abspath $(BIN)):$$PATH"
+
+.PHONY: course test unit nbval notebooks student coursework grading-check lab-check proxy benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +41,8 @@ course: $(VENV)/.installed
 
 test: unit nbval
 
-unit: $(VENV)/.installed-test
-	$(ONE_THREAD) $(BIN)/python -m pytest $(WORKERS) tests
+unit: $(VENV)/.installed-test proxy
+	$(ONE_THREAD) $(BIN)/python -m pytest $(WORKERS) --dist loadgroup tests
 
 nbval: $(VENV)/.installed-test
 	$(SECOND_PROFILE) $(BIN)/python -m pytest $(WORKERS) --dist loadfile -p notebook_progress $(NBVAL) notebooks
@@ -50,6 +57,26 @@ notebooks: $(VENV)/.installed
 # cleared, check cells locked (nbgrader's preprocessors; no course database needed).
 student: $(VENV)/.installed
 	$(BIN)/python -m cs231n_vis.course --notebooks notebooks --student build/student
+
+# The course as nbgrader coursework: build/coursework holds nbgrader_config.py and
+# source/<notebook>/ (one assignment per notebook); a teacher runs nbgrader there (labs/README.md).
+coursework: $(VENV)/.installed
+	$(BIN)/python labs/nbgrader/coursework.py course build/coursework
+
+# All ten notebooks graded with the solutions pasted back (release, submit, collect, autograde,
+# feedback), timed: slow (minutes per notebook on 2 cores), so not part of `make test`.
+grading-check: $(VENV)/.installed
+	$(WITH_VENV_PATH) $(BIN)/python labs/nbgrader/coursework.py check build/grading-check
+
+# The Kubernetes values against the Zero to JupyterHub chart's schema, merged over its defaults.
+lab-check: $(VENV)/.installed-test
+	$(BIN)/python labs/z2jh/validate.py labs/z2jh/config.yaml
+
+proxy:
+	@if [ -x $(PROXY) ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+		npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error configurable-http-proxy@5; \
+	else echo "npm is missing: configurable-http-proxy cannot be installed, so the JupyterHub lab test (tests/test_hub.py) will be skipped"; fi
 
 # Every script in benchmarks/ prints ratios against a reference measured in the same run.
 benchmark: $(VENV)/.installed-test

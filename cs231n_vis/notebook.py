@@ -10,6 +10,8 @@ same on a laptop and on a GPU machine.
 
 from __future__ import annotations
 
+import math
+import os
 import platform
 import random
 from dataclasses import dataclass
@@ -45,13 +47,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def lab_threads(environ: os._Environ | dict | None = None) -> int | None:
+    """The thread count a lab's quota allows, or None when no quota is set.
+
+    A CPU limit is a quota, not a smaller machine: a student's process on a 64-core server with
+    a 2-CPU limit still sees 64 cores, and torch (and its BLAS) would start 64 threads that
+    fight over 2 CPUs' worth of time (cells many times slower). JupyterHub passes the limit as
+    ``CPU_LIMIT`` (a float, e.g. ``"2.0"`` or ``"0.5"``) when the spawner sets one; a lab's
+    configuration may set ``OMP_NUM_THREADS`` instead. ``CPU_LIMIT`` wins (it is the quota
+    itself); a fractional limit rounds down, but never below one thread. A value that is not
+    a positive number is ignored (as if unset).
+    """
+    environ = os.environ if environ is None else environ
+    for variable in ("CPU_LIMIT", "OMP_NUM_THREADS"):
+        try:
+            value = float(environ.get(variable, ""))
+        except ValueError:
+            continue
+        if math.isfinite(value) and value > 0:
+            return max(1, math.floor(value))
+    return None
+
+
 def setup(seed: int = 0, model: str | None = "default", device: str | torch.device | None = None) -> Setup:
     """Seed, choose the device, and load the notebook's ImageNet model.
 
     ``model="default"`` loads ``$CS231N_VIS_MODEL`` (or the offline default,
     ``efficientnet_lite0``); a name loads that model; ``None`` loads none.
-    ``device=None`` picks the GPU when there is one.
+    ``device=None`` picks the GPU when there is one. Under a lab's CPU quota
+    (``CPU_LIMIT`` or ``OMP_NUM_THREADS``) torch runs that many threads (:func:`lab_threads`).
     """
+    threads = lab_threads()
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)  # a lab's quota (CPU_LIMIT / OMP_NUM_THREADS): see lab_threads
     seed_everything(seed)
     use_compact_figures()  # photos stored as JPEG, plots as PNG: notebooks stay small
     device = torch.device(device) if device is not None else pick_device()
