@@ -905,7 +905,7 @@ def load_ablation(path: str | Path | None = None) -> dict:
     from PIL import Image
 
     raw = torch.load(Path(path) if path is not None else ABLATION_FILE, map_location="cpu", weights_only=True)
-    images = {arm: torch.stack([torch.from_numpy(np.asarray(Image.open(io.BytesIO(bytes(b))).convert("RGB")))
+    images = {arm: torch.stack([torch.from_numpy(np.array(Image.open(io.BytesIO(bytes(b))).convert("RGB")))
                                 for b in encoded]).permute(0, 3, 1, 2).float() / 255
               for arm, encoded in raw["jpeg"].items()}
     return {**{k: v for k, v in raw.items() if k != "jpeg"}, "images": images}
