@@ -147,7 +147,9 @@ def calls_a_stub(path: Path) -> dict[str, bool]:
 # A plausible mistake per exercise where the course knows one (the one the exercise is about);
 # elsewhere the first of the generic slips below that applies. (old text, new text, what it is)
 KNOWN_MISTAKES = {
-    "ex2-roughness": [("weight.flatten(2).var(dim=2, unbiased=False).mean(dim=1)",
+    "ex2-roughness": [("weight.flatten(2).var(dim=2).mean(dim=1)", "weight.flatten(1).var(dim=1)",
+                       "the variance over all channels together (the naive measure the exercise warns about)"),
+                      ("weight.flatten(2).var(dim=2, unbiased=False).mean(dim=1)",
                        "weight.flatten(1).var(dim=1, unbiased=False)",
                        "the variance over all channels together (the naive measure the exercise warns about)")],
     "ex2-merge-topk": [("descending=True", "descending=False", "sorted ascending: kept the k smallest scores")],
